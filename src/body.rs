@@ -1,0 +1,184 @@
+//! Body types returned by the crate's layers.
+//!
+//! [`ErrorBody`] is the small, fully buffered body of a contract error. [`ResponseBody`] is
+//! either the inner service's body, passed through untouched, or an [`ErrorBody`]; layers that
+//! may answer early return it, so no body is boxed on the hot path. Both are the crate's own
+//! types, so the body crates used inside can change without a breaking release.
+
+use std::{
+    convert::Infallible,
+    fmt,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+/// The body of a contract error response: at most one chunk of bytes, never failing.
+#[derive(Clone, Default)]
+pub struct ErrorBody {
+    data: Option<Bytes>,
+}
+
+impl ErrorBody {
+    /// A body with no bytes (HEAD answers, gRPC trailers-only responses).
+    pub fn empty() -> Self {
+        ErrorBody { data: None }
+    }
+
+    /// A body holding `data`.
+    pub fn new(data: impl Into<Bytes>) -> Self {
+        let data: Bytes = data.into();
+        ErrorBody {
+            data: (!data.is_empty()).then_some(data),
+        }
+    }
+
+    /// The bytes not yet polled.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.data.as_deref().unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for ErrorBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ErrorBody")
+            .field(&String::from_utf8_lossy(self.as_bytes()))
+            .finish()
+    }
+}
+
+impl Body for ErrorBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.data.take().map(|data| Ok(Frame::data(data))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.as_bytes().len() as u64)
+    }
+}
+
+pin_project! {
+    /// The inner service's body, untouched, or a contract error body.
+    pub struct ResponseBody<B> {
+        #[pin]
+        kind: Kind<B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<B> {
+        Inner { #[pin] body: B },
+        Error { body: ErrorBody },
+    }
+}
+
+impl<B> ResponseBody<B> {
+    /// Wraps the inner service's body.
+    pub fn inner(body: B) -> Self {
+        ResponseBody {
+            kind: Kind::Inner { body },
+        }
+    }
+
+    /// A contract error body.
+    pub fn error(body: ErrorBody) -> Self {
+        ResponseBody {
+            kind: Kind::Error { body },
+        }
+    }
+
+    /// Whether this is a contract error body rather than the inner service's.
+    pub fn is_error(&self) -> bool {
+        matches!(self.kind, Kind::Error { .. })
+    }
+}
+
+impl<B> From<ErrorBody> for ResponseBody<B> {
+    fn from(body: ErrorBody) -> Self {
+        ResponseBody::error(body)
+    }
+}
+
+impl<B> fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Inner { .. } => f.write_str("ResponseBody::Inner(..)"),
+            Kind::Error { body } => f.debug_tuple("ResponseBody::Error").field(body).finish(),
+        }
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    #[inline]
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        match self.project().kind.project() {
+            KindProj::Inner { body } => body.poll_frame(cx),
+            KindProj::Error { body } => Pin::new(body)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|result| result.map_err(|never| match never {}))),
+        }
+    }
+
+    #[inline]
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Inner { body } => body.is_end_stream(),
+            Kind::Error { body } => body.is_end_stream(),
+        }
+    }
+
+    #[inline]
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Inner { body } => body.size_hint(),
+            Kind::Error { body } => body.size_hint(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, Full};
+
+    #[tokio::test]
+    async fn inner_bodies_pass_through() {
+        let body = ResponseBody::inner(Full::new(Bytes::from_static(b"hello")));
+        assert_eq!(body.size_hint().exact(), Some(5));
+        let bytes = body.collect().await.unwrap().to_bytes();
+        assert_eq!(bytes, "hello");
+    }
+
+    #[tokio::test]
+    async fn error_bodies_yield_their_bytes_once() {
+        let body: ResponseBody<Full<Bytes>> = ErrorBody::new(r#"{"error":"x"}"#).into();
+        assert!(body.is_error());
+        assert!(!body.is_end_stream());
+        assert_eq!(body.collect().await.unwrap().to_bytes(), r#"{"error":"x"}"#);
+        assert!(ErrorBody::empty().is_end_stream());
+        assert!(ErrorBody::new(Bytes::new()).is_end_stream());
+    }
+}

@@ -1,0 +1,299 @@
+//! Dialects: how an [`ApiError`] is written on the wire.
+//!
+//! Every layer of the crate is generic over a [`Dialect`]. Three ship with it:
+//!
+//! - [`Bulk`] (the default), the bulk API's format: `{"error": "too_many_items"}`;
+//! - [`Coded`], the numeric-code format: `{"code": 6, "message": "Model not valid", "errors": […]}`;
+//! - [`ProblemDetails`], RFC 9457 `application/problem+json`.
+//!
+//! [`DialectByPath`] picks one of several by path prefix, so one stack can answer `/v1/customer/…`
+//! in the coded dialect and everything else in the bulk dialect.
+//!
+//! # How a request is answered
+//!
+//! [`ErrorFormat::for_request`] is the one rule every layer follows, decided from the request
+//! head before the request is handed on:
+//!
+//! 1. `content-type` starting with `application/grpc` → a gRPC trailers-only response
+//!    ([`crate::grpc::trailers_only`]), whatever the dialect;
+//! 2. otherwise, an `Accept` header that names `application/problem+json` (with a non-zero `q`)
+//!    → [`ProblemDetails`]; `*/*` and `application/json` do not count, so browsers and ordinary
+//!    clients keep the service's dialect;
+//! 3. otherwise the layer's dialect.
+//!
+//! A `HEAD` request gets the same status and headers (`Content-Length` included) with no body.
+//! A 401 gets `WWW-Authenticate: Bearer` unless the error's producer set a more precise one.
+//! Every response rendered this way carries a [`RenderedError`] in its extensions, so outer
+//! layers recognise it without parsing the body.
+//!
+//! # A house dialect
+//!
+//! A service (or a framework) with its own format implements [`Dialect`]:
+//!
+//! ```
+//! use http::{header, HeaderValue, Response};
+//! use tower_api_errors::{body::ErrorBody, dialect::{Dialect, ErrorFormat}, ApiError};
+//!
+//! /// `{"failure": {"kind": "too_many_items", "status": 400}}`
+//! #[derive(Clone, Debug)]
+//! struct Envelope;
+//!
+//! impl Dialect for Envelope {
+//!     fn render(&self, error: &ApiError, _format: &ErrorFormat) -> Response<ErrorBody> {
+//!         let body = serde_json::json!({
+//!             "failure": { "kind": error.code(), "status": error.status().as_u16() }
+//!         });
+//!         let mut response = Response::new(ErrorBody::new(body.to_string()));
+//!         *response.status_mut() = error.status();
+//!         response
+//!             .headers_mut()
+//!             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+//!         response
+//!     }
+//! }
+//!
+//! let request = http::Request::get("/v1/things").body(()).unwrap();
+//! let response = ErrorFormat::for_request(&request).render(&Envelope, &ApiError::too_many_items());
+//! assert_eq!(response.status(), 400);
+//! assert_eq!(
+//!     response.body().as_bytes(),
+//!     br#"{"failure":{"kind":"too_many_items","status":400}}"#
+//! );
+//! // The same error on a gRPC request is answered the gRPC way, whatever the dialect.
+//! let grpc = http::Request::post("/pkg.Svc/Call")
+//!     .header("content-type", "application/grpc")
+//!     .body(())
+//!     .unwrap();
+//! let response = ErrorFormat::for_request(&grpc).render(&Envelope, &ApiError::too_many_items());
+//! assert_eq!(response.headers()["grpc-status"], "3");
+//! ```
+
+mod bulk;
+mod coded;
+mod problem;
+mod routes;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, request, uri::PathAndQuery, HeaderMap, HeaderValue, Method, Request, Response};
+
+pub use self::{bulk::Bulk, coded::Coded, problem::ProblemDetails, routes::DialectByPath};
+use crate::{body::ErrorBody, error::ApiError, grpc};
+
+/// Writes an [`ApiError`] as an HTTP response.
+///
+/// Implement it for a house format; see the [module docs](self) for an example. gRPC requests,
+/// `HEAD`, the `Content-Length` header and the [`RenderedError`] marker are handled by
+/// [`ErrorFormat::render`], so an implementation only writes status, headers and body.
+pub trait Dialect {
+    /// The response for `error`. `format` tells the request's path, for dialects that vary
+    /// by route.
+    fn render(&self, error: &ApiError, format: &ErrorFormat) -> Response<ErrorBody>;
+
+    /// Whether an error response from elsewhere is already in this dialect, so the normalize
+    /// layer leaves it alone. `body` is at most the first few KiB of the body.
+    ///
+    /// The default says no, so every error response is rewritten.
+    fn recognizes(&self, headers: &HeaderMap, body: &[u8], format: &ErrorFormat) -> bool {
+        let _ = (headers, body, format);
+        false
+    }
+}
+
+impl<D: Dialect + ?Sized> Dialect for Arc<D> {
+    fn render(&self, error: &ApiError, format: &ErrorFormat) -> Response<ErrorBody> {
+        (**self).render(error, format)
+    }
+
+    fn recognizes(&self, headers: &HeaderMap, body: &[u8], format: &ErrorFormat) -> bool {
+        (**self).recognizes(headers, body, format)
+    }
+}
+
+impl<D: Dialect + ?Sized> Dialect for &D {
+    fn render(&self, error: &ApiError, format: &ErrorFormat) -> Response<ErrorBody> {
+        (**self).render(error, format)
+    }
+
+    fn recognizes(&self, headers: &HeaderMap, body: &[u8], format: &ErrorFormat) -> bool {
+        (**self).recognizes(headers, body, format)
+    }
+}
+
+/// Which family of response a request gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Wire {
+    /// The layer's dialect.
+    Dialect,
+    /// RFC 9457 problem details, asked for by `Accept`.
+    ProblemDetails,
+    /// A gRPC trailers-only response.
+    Grpc,
+}
+
+/// How an error must be answered for one request: decided from the request head, before the
+/// request is handed to the inner service, and kept until the error (if any) happens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorFormat {
+    wire: Wire,
+    head: bool,
+    path: Option<PathAndQuery>,
+}
+
+impl ErrorFormat {
+    /// The format for a request. See the [module docs](self) for the rule.
+    pub fn for_request<B>(request: &Request<B>) -> Self {
+        Self::from_parts(request.method(), request.uri(), request.headers())
+    }
+
+    /// The format for a request head.
+    pub fn for_parts(parts: &request::Parts) -> Self {
+        Self::from_parts(&parts.method, &parts.uri, &parts.headers)
+    }
+
+    /// The format from a request's method, URI and headers.
+    pub fn from_parts(method: &Method, uri: &http::Uri, headers: &HeaderMap) -> Self {
+        let wire = if grpc::is_grpc(headers) {
+            Wire::Grpc
+        } else if accepts_problem_details(headers) {
+            Wire::ProblemDetails
+        } else {
+            Wire::Dialect
+        };
+        ErrorFormat {
+            wire,
+            head: method == Method::HEAD,
+            path: uri.path_and_query().cloned(),
+        }
+    }
+
+    /// The format for a plain HTTP client that said nothing about formats: the dialect, with a
+    /// body.
+    pub fn http() -> Self {
+        ErrorFormat {
+            wire: Wire::Dialect,
+            head: false,
+            path: None,
+        }
+    }
+
+    /// The family of response.
+    pub fn wire(&self) -> Wire {
+        self.wire
+    }
+
+    /// Whether the request is a gRPC call.
+    pub fn is_grpc(&self) -> bool {
+        self.wire == Wire::Grpc
+    }
+
+    /// Whether the request is `HEAD` (headers only).
+    pub fn is_head(&self) -> bool {
+        self.head
+    }
+
+    /// The request's path (without the query), when known.
+    pub fn path(&self) -> Option<&str> {
+        self.path.as_ref().map(PathAndQuery::path)
+    }
+
+    /// The response for `error`: the gRPC form, problem details or `dialect`, as the request
+    /// asked; headers-only for `HEAD`; tagged with [`RenderedError`].
+    pub fn render<D: Dialect + ?Sized>(
+        &self,
+        dialect: &D,
+        error: &ApiError,
+    ) -> Response<ErrorBody> {
+        let mut response = match self.wire {
+            Wire::Grpc => grpc::trailers_only(error),
+            Wire::ProblemDetails => ProblemDetails::new().render(error, self),
+            Wire::Dialect => dialect.render(error, self),
+        };
+        if self.wire != Wire::Grpc {
+            let length = response.body().as_bytes().len();
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+            if response.status() == http::StatusCode::UNAUTHORIZED {
+                response
+                    .headers_mut()
+                    .entry(header::WWW_AUTHENTICATE)
+                    .or_insert(HeaderValue::from_static("Bearer"));
+            }
+            if self.head {
+                *response.body_mut() = ErrorBody::empty();
+            }
+        }
+        response
+            .extensions_mut()
+            .insert(RenderedError(Arc::new(error.clone())));
+        response
+    }
+}
+
+/// `Accept` names `application/problem+json` with a non-zero quality.
+fn accepts_problem_details(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|range| {
+            let mut params = range.split(';');
+            let media = params.next().unwrap_or_default().trim();
+            media.eq_ignore_ascii_case("application/problem+json")
+                && params.all(|param| {
+                    let param = param.trim();
+                    !(param.len() >= 2
+                        && param[..2].eq_ignore_ascii_case("q=")
+                        && param[2..].trim().parse::<f32>().is_ok_and(|q| q <= 0.0))
+                })
+        })
+}
+
+/// The marker in the extensions of every response the crate renders: outer layers see that a
+/// response is already in the contract, and which error it carries, without reading the body.
+#[derive(Clone, Debug)]
+pub struct RenderedError(Arc<ApiError>);
+
+impl RenderedError {
+    /// Marks a response built by hand (e.g. a custom panic response) as a contract response.
+    pub fn mark<B>(response: &mut Response<B>, error: &ApiError) {
+        response
+            .extensions_mut()
+            .insert(RenderedError(Arc::new(error.clone())));
+    }
+
+    /// The error the response carries.
+    pub fn error(&self) -> &ApiError {
+        &self.0
+    }
+}
+
+/// A JSON response with `status`, `content_type` and `body`.
+pub(crate) fn json_response(
+    status: http::StatusCode,
+    content_type: &'static str,
+    body: Vec<u8>,
+) -> Response<ErrorBody> {
+    let mut response = Response::new(ErrorBody::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// Whether `headers` declare a JSON body of the given media type (parameters ignored).
+pub(crate) fn has_content_type(headers: &HeaderMap, media_type: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|value| value.trim().eq_ignore_ascii_case(media_type))
+}
+
+#[cfg(test)]
+mod tests;

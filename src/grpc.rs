@@ -1,0 +1,195 @@
+//! gRPC status codes and the trailers-only error response, without depending on tonic.
+//!
+//! A request whose `content-type` starts with `application/grpc` is a gRPC call
+//! ([`is_grpc`]). Its errors are answered as a *trailers-only* response: HTTP 200,
+//! `content-type: application/grpc`, `grpc-status` and a percent-encoded `grpc-message`
+//! in the headers, and no body, which every gRPC client reads as the call's final status.
+
+use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use percent_encoding::{AsciiSet, CONTROLS};
+
+use crate::{body::ErrorBody, error::ApiError};
+
+/// The `grpc-status` header (and trailer) name.
+pub const GRPC_STATUS: &str = "grpc-status";
+/// The `grpc-message` header (and trailer) name.
+pub const GRPC_MESSAGE: &str = "grpc-message";
+
+/// The gRPC spec: percent-encode everything outside printable ASCII, and `%` itself.
+const GRPC_MESSAGE_ESCAPES: &AsciiSet = &CONTROLS.add(b'%');
+
+/// A gRPC status code (the `grpc-status` value).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GrpcStatus {
+    /// 0
+    Ok,
+    /// 1
+    Cancelled,
+    /// 2
+    Unknown,
+    /// 3
+    InvalidArgument,
+    /// 4
+    DeadlineExceeded,
+    /// 5
+    NotFound,
+    /// 6
+    AlreadyExists,
+    /// 7
+    PermissionDenied,
+    /// 8
+    ResourceExhausted,
+    /// 9
+    FailedPrecondition,
+    /// 10
+    Aborted,
+    /// 11
+    OutOfRange,
+    /// 12
+    Unimplemented,
+    /// 13
+    Internal,
+    /// 14
+    Unavailable,
+    /// 15
+    DataLoss,
+    /// 16
+    Unauthenticated,
+}
+
+impl GrpcStatus {
+    /// The numeric code.
+    pub fn code(self) -> u8 {
+        match self {
+            GrpcStatus::Ok => 0,
+            GrpcStatus::Cancelled => 1,
+            GrpcStatus::Unknown => 2,
+            GrpcStatus::InvalidArgument => 3,
+            GrpcStatus::DeadlineExceeded => 4,
+            GrpcStatus::NotFound => 5,
+            GrpcStatus::AlreadyExists => 6,
+            GrpcStatus::PermissionDenied => 7,
+            GrpcStatus::ResourceExhausted => 8,
+            GrpcStatus::FailedPrecondition => 9,
+            GrpcStatus::Aborted => 10,
+            GrpcStatus::OutOfRange => 11,
+            GrpcStatus::Unimplemented => 12,
+            GrpcStatus::Internal => 13,
+            GrpcStatus::Unavailable => 14,
+            GrpcStatus::DataLoss => 15,
+            GrpcStatus::Unauthenticated => 16,
+        }
+    }
+
+    /// The status as a `grpc-status` header value.
+    pub fn header_value(self) -> HeaderValue {
+        const VALUES: [&str; 17] = [
+            "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
+            "16",
+        ];
+        HeaderValue::from_static(VALUES[usize::from(self.code())])
+    }
+
+    /// The status a gRPC peer expects for an HTTP error status (Google AIP-193 mapping).
+    pub fn from_http(status: StatusCode) -> Self {
+        match status.as_u16() {
+            200..=299 => GrpcStatus::Ok,
+            401 => GrpcStatus::Unauthenticated,
+            403 => GrpcStatus::PermissionDenied,
+            404 => GrpcStatus::NotFound,
+            408 | 504 => GrpcStatus::DeadlineExceeded,
+            409 => GrpcStatus::Aborted,
+            412 => GrpcStatus::FailedPrecondition,
+            413 | 429 => GrpcStatus::ResourceExhausted,
+            499 => GrpcStatus::Cancelled,
+            501 => GrpcStatus::Unimplemented,
+            502 | 503 => GrpcStatus::Unavailable,
+            400..=499 => GrpcStatus::InvalidArgument,
+            500..=599 => GrpcStatus::Internal,
+            _ => GrpcStatus::Unknown,
+        }
+    }
+}
+
+/// Whether the request headers announce a gRPC call (`content-type: application/grpc…`).
+pub fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// Whether a response already carries a gRPC status (in its headers: trailers-only).
+pub fn has_grpc_status(headers: &HeaderMap) -> bool {
+    headers.contains_key(GRPC_STATUS)
+}
+
+/// Percent-encodes a message for the `grpc-message` header or trailer.
+pub fn encode_message(message: &str) -> HeaderValue {
+    let encoded = percent_encoding::utf8_percent_encode(message, GRPC_MESSAGE_ESCAPES).to_string();
+    HeaderValue::try_from(encoded).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Writes `grpc-status` and `grpc-message` for `error` into `headers` (used for trailers too).
+pub fn write_status(headers: &mut HeaderMap, error: &ApiError) {
+    headers.insert(GRPC_STATUS, error.grpc_status().header_value());
+    headers.insert(GRPC_MESSAGE, encode_message(error.code().as_str()));
+}
+
+/// The trailers-only gRPC response for `error`: HTTP 200, `content-type: application/grpc`,
+/// `grpc-status`, and the contract code as `grpc-message`.
+///
+/// ```
+/// use tower_api_errors::{grpc, ApiError};
+///
+/// let response = grpc::trailers_only(&ApiError::too_many_items());
+/// assert_eq!(response.status(), 200);
+/// assert_eq!(response.headers()["grpc-status"], "3");
+/// assert_eq!(response.headers()["grpc-message"], "too_many_items");
+/// ```
+pub fn trailers_only(error: &ApiError) -> Response<ErrorBody> {
+    let mut response = Response::new(ErrorBody::empty());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    write_status(headers, error);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_percent_encoded() {
+        assert_eq!(encode_message("too_many_items"), "too_many_items");
+        assert_eq!(encode_message("50% done"), "50%25 done");
+        assert_eq!(encode_message("caf\u{e9}\n"), "caf%C3%A9%0A");
+    }
+
+    #[test]
+    fn grpc_requests_are_recognised_by_content_type() {
+        let mut headers = HeaderMap::new();
+        assert!(!is_grpc(&headers));
+        headers.insert(
+            header::CONTENT_TYPE,
+            "application/grpc+proto".parse().unwrap(),
+        );
+        assert!(is_grpc(&headers));
+        headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        assert!(!is_grpc(&headers));
+    }
+
+    #[test]
+    fn header_values_match_codes() {
+        for status in [
+            GrpcStatus::Ok,
+            GrpcStatus::Internal,
+            GrpcStatus::Unauthenticated,
+        ] {
+            assert_eq!(status.header_value(), status.code().to_string().as_str());
+        }
+    }
+}
