@@ -1,9 +1,11 @@
-//! Body types returned by the crate's layers.
+//! Body types used by the crate's layers.
 //!
 //! [`ErrorBody`] is the small, fully buffered body of a contract error. [`ResponseBody`] is
 //! either the inner service's body, passed through untouched, or an [`ErrorBody`]; layers that
-//! may answer early return it, so no body is boxed on the hot path. Both are the crate's own
-//! types, so the body crates used inside can change without a breaking release.
+//! may answer early return it, so no body is boxed on the hot path. [`RequestBody`] is what a
+//! layer that had to read a request body hands on: the bytes it read, byte for byte, with any
+//! trailers, or the original body untouched when it did not need to read it. All are the
+//! crate's own types, so the body crates used inside can change without a breaking release.
 
 use std::{
     convert::Infallible,
@@ -13,6 +15,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
@@ -159,6 +162,104 @@ where
     }
 }
 
+pin_project! {
+    /// A request body handed on by a layer: the original body, untouched, or the bytes (and
+    /// trailers) a layer read from it, replayed exactly.
+    pub struct RequestBody<B> {
+        #[pin]
+        kind: RequestKind<B>,
+    }
+}
+
+pin_project! {
+    #[project = RequestKindProj]
+    enum RequestKind<B> {
+        Streaming { #[pin] body: B },
+        Buffered { data: Option<Bytes>, trailers: Option<HeaderMap> },
+    }
+}
+
+impl<B> RequestBody<B> {
+    /// The original body, passed on without being read.
+    pub fn streaming(body: B) -> Self {
+        RequestBody {
+            kind: RequestKind::Streaming { body },
+        }
+    }
+
+    /// Bytes a layer read, with the trailers that followed them, if any.
+    pub fn buffered(data: Bytes, trailers: Option<HeaderMap>) -> Self {
+        RequestBody {
+            kind: RequestKind::Buffered {
+                data: (!data.is_empty()).then_some(data),
+                trailers,
+            },
+        }
+    }
+
+    /// The buffered bytes not yet polled, or `None` for a streaming body.
+    pub fn buffered_bytes(&self) -> Option<&[u8]> {
+        match &self.kind {
+            RequestKind::Buffered { data, .. } => Some(data.as_deref().unwrap_or_default()),
+            RequestKind::Streaming { .. } => None,
+        }
+    }
+}
+
+impl<B> fmt::Debug for RequestBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            RequestKind::Streaming { .. } => f.write_str("RequestBody::Streaming(..)"),
+            RequestKind::Buffered { data, .. } => f
+                .debug_struct("RequestBody::Buffered")
+                .field("len", &data.as_ref().map_or(0, Bytes::len))
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+impl<B> Body for RequestBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    #[inline]
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        match self.project().kind.project() {
+            RequestKindProj::Streaming { body } => body.poll_frame(cx),
+            RequestKindProj::Buffered { data, trailers } => Poll::Ready(
+                data.take()
+                    .map(Frame::data)
+                    .or_else(|| trailers.take().map(Frame::trailers))
+                    .map(Ok),
+            ),
+        }
+    }
+
+    #[inline]
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            RequestKind::Streaming { body } => body.is_end_stream(),
+            RequestKind::Buffered { data, trailers } => data.is_none() && trailers.is_none(),
+        }
+    }
+
+    #[inline]
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            RequestKind::Streaming { body } => body.size_hint(),
+            RequestKind::Buffered { data, .. } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, Bytes::len) as u64)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,5 +281,18 @@ mod tests {
         assert_eq!(body.collect().await.unwrap().to_bytes(), r#"{"error":"x"}"#);
         assert!(ErrorBody::empty().is_end_stream());
         assert!(ErrorBody::new(Bytes::new()).is_end_stream());
+    }
+
+    #[tokio::test]
+    async fn buffered_request_bodies_replay_data_and_trailers() {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-checksum", "abc".parse().unwrap());
+        let body: RequestBody<Full<Bytes>> =
+            RequestBody::buffered(Bytes::from_static(b"[1,2]"), Some(trailers.clone()));
+        assert_eq!(body.buffered_bytes(), Some(&b"[1,2]"[..]));
+        assert_eq!(body.size_hint().exact(), Some(5));
+        let collected = body.collect().await.unwrap();
+        assert_eq!(collected.trailers(), Some(&trailers));
+        assert_eq!(collected.to_bytes(), "[1,2]");
     }
 }
