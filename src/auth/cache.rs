@@ -151,6 +151,16 @@ impl<K> CachedKeyStore<K> {
         &self.inner
     }
 
+    fn remembered(&self, digest: &KeyDigest) -> Option<Lookup> {
+        let now = (self.config.clock)();
+        let state = self.lock();
+        if let Some(principal) = state.found.get(digest, now) {
+            Some(Lookup::Found(principal.clone()))
+        } else {
+            state.not_found.get(digest, now).map(|()| Lookup::NotFound)
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -185,28 +195,27 @@ impl<K: KeyStore> KeyStore for CachedKeyStore<K> {
     type Future = CachedLookup<K::Future>;
 
     fn lookup(&self, key: &ApiKey<'_>) -> Self::Future {
-        let digest = *key.digest();
-        let now = (self.config.clock)();
-        let cached = {
-            let state = self.lock();
-            if let Some(principal) = state.found.get(&digest, now) {
-                Some(Lookup::Found(principal.clone()))
-            } else {
-                state.not_found.get(&digest, now).map(|()| Lookup::NotFound)
-            }
-        };
-        let state = match cached {
+        let state = match self.remembered(key.digest()) {
             Some(lookup) => LookupState::Cached {
                 lookup: Some(lookup),
             },
             None => LookupState::Miss {
                 future: self.inner.lookup(key),
-                digest,
+                digest: *key.digest(),
                 config: self.config.clone(),
                 state: self.state.clone(),
             },
         };
         CachedLookup { state }
+    }
+
+    fn lookup_now(&self, key: &ApiKey<'_>) -> Option<Result<Lookup, StoreError>> {
+        // A remembered answer, else whatever the wrapped store has at hand (not remembered:
+        // it is as quick to ask it again).
+        match self.remembered(key.digest()) {
+            Some(lookup) => Some(Ok(lookup)),
+            None => self.inner.lookup_now(key),
+        }
     }
 }
 

@@ -51,6 +51,12 @@ struct Pending<S, B, P, D> {
 }
 
 impl<F, L, S, B, P, D> ResponseFuture<F, L, S, B, P, D> {
+    pub(crate) fn inner(future: F) -> Self {
+        ResponseFuture {
+            state: State::Inner { future },
+        }
+    }
+
     pub(crate) fn reject(response: Response<ErrorBody>) -> Self {
         ResponseFuture {
             state: State::Reject {

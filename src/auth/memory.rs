@@ -306,6 +306,11 @@ impl InMemoryKeyStore {
             .cloned()
     }
 
+    fn find(&self, key: &ApiKey<'_>) -> Lookup {
+        self.get(key.digest())
+            .map_or(Lookup::NotFound, Lookup::Found)
+    }
+
     fn snapshot(&self) -> Arc<Table> {
         self.table
             .read()
@@ -318,9 +323,11 @@ impl KeyStore for InMemoryKeyStore {
     type Future = Ready<Result<Lookup, StoreError>>;
 
     fn lookup(&self, key: &ApiKey<'_>) -> Self::Future {
-        ready(Ok(self
-            .get(key.digest())
-            .map_or(Lookup::NotFound, Lookup::Found)))
+        ready(Ok(self.find(key)))
+    }
+
+    fn lookup_now(&self, key: &ApiKey<'_>) -> Option<Result<Lookup, StoreError>> {
+        Some(Ok(self.find(key)))
     }
 }
 

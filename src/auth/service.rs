@@ -8,8 +8,8 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use tower_service::Service;
 
 use super::{
-    future::ResponseFuture, ApiKey, AuthLayer, Authenticated, KeyError, KeyExtractor, KeyStore,
-    Lookup, Route, RoutePolicy, ShortDigest, StoreError,
+    future::ResponseFuture, AuthLayer, Authenticated, KeyError, KeyExtractor, KeyStore, Lookup,
+    Route, RoutePolicy, ShortDigest, StoreError,
 };
 use crate::{
     body::{ErrorBody, ResponseBody},
@@ -209,11 +209,19 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let key = match self.config.keys.extract(request.headers()) {
-            Ok(key) => ApiKey::new(key),
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let key = match self.config.keys.extract_key(request.headers()) {
+            Ok(key) => key,
             Err(error) => return ResponseFuture::reject(self.config.refuse_key(&request, error)),
         };
+        if let Some(result) = self.store.lookup_now(&key) {
+            // The answer is at hand: decide now, and call the ready inner service directly.
+            let digest = key.digest().short();
+            return match self.config.decide(&mut request, result, digest) {
+                Ok(()) => ResponseFuture::inner(self.inner.call(request)),
+                Err(refusal) => ResponseFuture::reject(self.config.refuse(&request, refusal)),
+            };
+        }
         let lookup = self.store.lookup(&key);
         let digest = key.digest().short();
         // The ready inner service goes into the future; a clone stays for the next call.

@@ -48,6 +48,14 @@ pub trait KeyStore {
     /// [`StoreError`] when the store could not answer; a store error is never read as "no such
     /// key".
     fn lookup(&self, key: &ApiKey<'_>) -> Self::Future;
+
+    /// The answer, when the store has it at hand without waiting (an in-memory table, a cache
+    /// hit), or `None`. The layer asks this first and builds no future when it gets an answer;
+    /// the answer must be the one `lookup` would give. The default has nothing at hand.
+    fn lookup_now(&self, key: &ApiKey<'_>) -> Option<Result<Lookup, StoreError>> {
+        let _ = key;
+        None
+    }
 }
 
 impl<F, Fut> KeyStore for F
@@ -141,5 +149,9 @@ impl<K: KeyStore + ?Sized> KeyStore for Arc<K> {
 
     fn lookup(&self, key: &ApiKey<'_>) -> Self::Future {
         (**self).lookup(key)
+    }
+
+    fn lookup_now(&self, key: &ApiKey<'_>) -> Option<Result<Lookup, StoreError>> {
+        (**self).lookup_now(key)
     }
 }
