@@ -687,7 +687,7 @@ fn read_items<P: ItemPolicy, D: Dialect, B>(
         tracing::debug!(error = %error, "bulk body is not valid JSON");
         ItemsRefusal::InvalidJson
     })?;
-    tracing::trace!(items = spans.len(), "found the items of a bulk body");
+    tracing::trace!(items_found = spans.len(), "read the body to find its items");
     let items = BulkItems::new(bytes.clone(), spans);
     let principal = parts
         .extensions
