@@ -275,6 +275,8 @@ impl Http {
     }
 }
 
+type Headers<'a> = &'a [(&'a str, &'a str)];
+
 const BEARER_ERROR: &str = r#"Bearer error="invalid_token""#;
 
 /// The contract both servers must honour.
@@ -318,7 +320,7 @@ async fn check_contract(http: &Http, calls: &Calls) {
     // Malformed headers a client can send: another scheme, an empty key, a key with a space,
     // an absurdly long value, two different keys.
     let long = format!("Bearer {}", "k".repeat(5000));
-    let malformed: [(&[(&str, &str)], Option<&str>); 6] = [
+    let malformed: [(Headers<'_>, Option<&str>); 6] = [
         (&[("authorization", "Basic ZGVtbzpkZW1v")], Some("Bearer")),
         (&[("authorization", "Bearer")], Some(BEARER_ERROR)),
         (
