@@ -398,15 +398,19 @@ pub fn parse_bearer(value: &[u8]) -> Result<&str, KeyError> {
 }
 
 fn bearer_bytes(value: &[u8]) -> Result<&[u8], KeyError> {
+    const SCHEME: &[u8] = b"bearer";
     let value = value.trim_ascii();
-    let (scheme, rest) = match value.iter().position(|&byte| byte == b' ') {
-        Some(space) => (&value[..space], &value[space..]),
-        None => (value, &b""[..]),
+    let Some(scheme) = value.get(..SCHEME.len()) else {
+        return Err(KeyError::OtherScheme);
     };
-    if !scheme.eq_ignore_ascii_case(b"bearer") {
+    if !scheme.eq_ignore_ascii_case(SCHEME) {
         return Err(KeyError::OtherScheme);
     }
-    key_bytes(rest.trim_ascii_start())
+    match value.get(SCHEME.len()) {
+        None => Err(KeyError::Empty),
+        Some(b' ') => key_bytes(value[SCHEME.len()..].trim_ascii_start()),
+        Some(_) => Err(KeyError::OtherScheme),
+    }
 }
 
 /// The key in one named key header value (e.g. `X-Api-Key`): the whole value, trimmed.
@@ -455,16 +459,26 @@ pub(crate) fn all_visible(bytes: &[u8]) -> bool {
         let above = word.wrapping_add(ONES * u64::from(127 - b'~')) | word;
         (below | above) & HIGH
     };
-    let mut words = bytes.chunks_exact(8);
-    let mut found = 0;
-    for word in &mut words {
+    let word = |bytes: &[u8]| {
         let mut buf = [0; 8];
-        buf.copy_from_slice(word);
-        found |= invisible(u64::from_le_bytes(buf));
+        buf.copy_from_slice(bytes);
+        u64::from_le_bytes(buf)
+    };
+    let mut found = 0;
+    let mut words = bytes.chunks_exact(8);
+    for chunk in &mut words {
+        found |= invisible(word(chunk));
     }
-    let rest = words.remainder();
-    let mut buf = [b'!'; 8];
-    buf[..rest.len()].copy_from_slice(rest);
-    found |= invisible(u64::from_le_bytes(buf));
+    if !words.remainder().is_empty() {
+        found |= match bytes.len() {
+            // The last eight bytes, overlapping the words already checked.
+            8.. => invisible(word(&bytes[bytes.len() - 8..])),
+            len => {
+                let mut buf = [b'!'; 8];
+                buf[..len].copy_from_slice(bytes);
+                invisible(u64::from_le_bytes(buf))
+            }
+        };
+    }
     found == 0
 }
