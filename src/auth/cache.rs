@@ -42,16 +42,16 @@ pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(5);
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_api_errors::auth::{ApiKey, CachedKeyStore, Lookup, Principal, StoreError};
+/// use tower_api_errors::auth::{ApiKey, CachedKeyStore, KeyDigest, Lookup, Principal, StoreError};
 ///
 /// let slow = |key: &ApiKey<'_>| {
 ///     let digest = *key.digest();
 ///     async move {
 ///         // A round trip to a database…
-///         Ok::<_, StoreError>(if digest == tower_api_errors::auth::KeyDigest::of("demo_admin") {
-///             Lookup::Found(Principal::new("acct_123"))
-///         } else {
-///             Lookup::NotFound
+///         let found = digest == KeyDigest::of("demo_admin");
+///         Ok::<_, StoreError>(match found {
+///             true => Lookup::Found(Principal::new("acct_123")),
+///             false => Lookup::NotFound,
 ///         })
 ///     }
 /// };

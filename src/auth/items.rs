@@ -356,7 +356,10 @@ impl<P: ItemPolicy, D: Dialect> ItemsConfig<P, D> {
                 ApiError::server_error()
             }
             ItemsRefusal::TooLarge => ApiError::new(ErrorCode::PayloadTooLarge),
-            ItemsRefusal::Unreadable => ApiError::from_status(StatusCode::BAD_REQUEST),
+            ItemsRefusal::Unreadable => {
+                tracing::debug!("request body could not be read");
+                ApiError::from_status(StatusCode::BAD_REQUEST)
+            }
             ItemsRefusal::InvalidJson => ApiError::new(ErrorCode::InvalidJson),
         };
         ErrorFormat::for_parts(parts).render(&self.dialect, &error)

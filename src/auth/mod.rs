@@ -159,7 +159,9 @@
 //!   [`AuthorizeItemsLayer::array_field`]; any other value is one item), and hands on the same
 //!   bytes and trailers, with the `BulkItems` it found in the extensions for the handler. A body
 //!   that is not JSON is `invalid_json` (400), whatever its `Content-Type`: items that cannot be
-//!   seen cannot be authorized. An empty body has no items and passes.
+//!   seen cannot be authorized. An empty body has no items and passes. The read is bounded in
+//!   bytes, not in time: put a timeout (e.g. `tower_http::timeout`) outside the stack for
+//!   clients that send slowly.
 //!
 //! If any item is refused, the answer is `forbidden` for the whole request (the seed's "Not
 //! authorized": nothing is applied), with `item <index> is not allowed` as a detail for dialects
@@ -172,7 +174,10 @@
 //! code or from a JSON file), and swaps its whole set atomically at run time for key rotation.
 //! Anything async (a database, a remote service) is a [`KeyStore`]: a closure returning a
 //! future is one. [`CachedKeyStore`] puts a bounded cache with a TTL (and a short TTL for
-//! unknown keys) in front of a slow store.
+//! unknown keys) in front of a slow store. Lookups return the store's own future type, so
+//! nothing is boxed per request; a store that has the answer at hand (the in-memory store, a
+//! cache hit) gives it through [`KeyStore::lookup_now`], and the layer then decides and calls
+//! the inner service without building a future at all.
 //!
 //! # Secrets
 //!

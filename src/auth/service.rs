@@ -135,11 +135,16 @@ pub struct Auth<S, K, P = Authenticated, D = Bulk> {
 
 impl<S, K> Auth<S, K> {
     /// Wraps `inner`, looking keys up in `store`, with the [`AuthLayer`] defaults.
-    pub fn new(inner: S, store: K) -> Self
-    where
-        K: Clone,
-    {
-        tower_layer::Layer::layer(&AuthLayer::new(store), inner)
+    pub fn new(inner: S, store: K) -> Self {
+        Auth::from_parts(
+            inner,
+            store,
+            Arc::new(Config {
+                policy: Authenticated,
+                dialect: Bulk,
+                keys: KeyExtractor::bearer(),
+            }),
+        )
     }
 
     /// An [`AuthLayer`] looking keys up in `store`.
