@@ -1,6 +1,13 @@
 //! Work in progress: the batch limit layer.
 
+mod classify;
+mod json;
+#[cfg(target_arch = "x86_64")]
+mod simd;
+
 use std::ops::Range;
+
+pub use self::json::{CountError, CountErrorKind, ItemCounter, Progress, MAX_DEPTH};
 
 use bytes::Bytes;
 
