@@ -231,7 +231,16 @@ struct Masks {
 /// Bits `from..64`.
 #[inline(always)]
 fn from(from: usize) -> u64 {
-    u64::MAX << from
+    if from >= 64 {
+        0
+    } else {
+        u64::MAX << from
+    }
+}
+
+#[inline(always)]
+fn is_whitespace(b: u8) -> bool {
+    matches!(b, b' ' | b'\n' | b'\r' | b'\t')
 }
 
 /// Bits `0..end`.
@@ -456,7 +465,7 @@ impl ItemCounter {
     }
 
     /// Processes the first `n` bytes of `bytes` (the rest is padding).
-    #[inline]
+    #[inline(always)]
     fn block(&mut self, bytes: &[u8; 64], n: usize, raw: RawMasks) -> Result<(), CountError> {
         let valid = below(n);
         let mut bad = 0u64;
@@ -473,32 +482,35 @@ impl ItemCounter {
         // Escapes, one backslash at a time: rare in real JSON, and exact across blocks.
         let mut escaped = u64::from(self.escape_next);
         let mut backslashes = raw.backslash & valid & !escaped;
-        let mut escaping = 0u64;
-        while backslashes != 0 {
-            let i = backslashes.trailing_zeros();
-            escaping |= 1 << i;
-            backslashes &= backslashes - 1;
-            if i < 63 {
-                let next = 1 << (i + 1);
-                escaped |= next;
-                backslashes &= !next;
-            }
-        }
-        self.escape_next = (escaping >> (n - 1)) & 1 == 1;
-        let mut escapes = escaped & valid;
-        while escapes != 0 {
-            let e = escapes.trailing_zeros() as usize;
-            escapes &= escapes - 1;
-            match bytes[e] {
-                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
-                b'u' => {
-                    let digits = &bytes[e + 1..n.min(e + 5)];
-                    match digits.iter().position(|b| !b.is_ascii_hexdigit()) {
-                        Some(p) => bad |= 1 << (e + 1 + p),
-                        None => self.hex_left = (4 - digits.len()) as u8,
-                    }
+        if backslashes != 0 || escaped != 0 {
+            let mut escaping = 0u64;
+            while backslashes != 0 {
+                let i = backslashes.trailing_zeros();
+                escaping |= 1 << i;
+                backslashes &= backslashes - 1;
+                if i < 63 {
+                    let next = 1 << (i + 1);
+                    escaped |= next;
+                    backslashes &= !next;
                 }
-                _ => bad |= 1 << e,
+            }
+            self.escape_next = (escaping >> (n - 1)) & 1 == 1;
+            // `\"` and `\\` are valid as they are; the other escaped bytes are looked at.
+            let mut escapes = escaped & valid & !(raw.quote | raw.backslash);
+            while escapes != 0 {
+                let e = escapes.trailing_zeros() as usize;
+                escapes &= escapes - 1;
+                match bytes[e] {
+                    b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                    b'u' => {
+                        let digits = &bytes[e + 1..n.min(e + 5)];
+                        match digits.iter().position(|b| !b.is_ascii_hexdigit()) {
+                            Some(p) => bad |= 1 << (e + 1 + p),
+                            None => self.hex_left = (4 - digits.len()) as u8,
+                        }
+                    }
+                    _ => bad |= 1 << e,
+                }
             }
         }
 
@@ -531,29 +543,58 @@ impl ItemCounter {
     }
 
     /// Runs the state machine over bytes `0..end` of the block.
-    #[inline]
+    #[inline(always)]
     fn machine(&mut self, bytes: &[u8; 64], masks: &Masks, end: usize) -> Result<(), CountError> {
         let mut i = 0;
         while i < end {
             match self.state {
                 State::Skip => {
+                    // The hot loop: bracket to bracket, state in registers.
                     let mut brackets = masks.brackets & from(i) & below(end);
+                    let (mut depth, mut stack) = (self.depth, self.stack);
                     i = end;
                     while brackets != 0 {
                         let j = brackets.trailing_zeros() as usize;
                         brackets &= brackets - 1;
                         let b = bytes[j];
+                        let object = u128::from(b >> 5 & 1);
                         // `[` and `{` have bit 0x02 set, `]` and `}` do not.
                         if b & 0x02 != 0 {
-                            self.push(b, j)?;
+                            if depth as usize == MAX_DEPTH {
+                                self.depth = depth;
+                                return Err(self.too_deep(j));
+                            }
+                            stack = stack << 1 | object;
+                            depth += 1;
                         } else {
-                            self.pop(b, j)?;
-                            if self.depth == self.skip_base {
+                            if stack & 1 != object {
+                                return Err(self.invalid(self.offset + j, "mismatched closing bracket"));
+                            }
+                            stack >>= 1;
+                            depth -= 1;
+                            if depth == self.skip_base {
+                                self.depth = depth;
+                                self.stack = stack;
                                 self.value_done(self.offset + j + 1);
                                 i = j + 1;
-                                break;
+                                // From one item to the next without leaving the loop: `,`
+                                // and the next array or object, in this block.
+                                let Some(next) = self.next_container_item(bytes, i, end) else {
+                                    break;
+                                };
+                                self.value_start(bytes[next], self.offset + next)?;
+                                self.push(bytes[next], next)?;
+                                self.state = State::Skip;
+                                depth += 1;
+                                stack = self.stack;
+                                brackets = masks.brackets & from(next + 1) & below(end);
+                                i = end;
                             }
                         }
+                    }
+                    if i == end {
+                        self.depth = depth;
+                        self.stack = stack;
                     }
                 }
                 State::Str(kind) => {
@@ -601,10 +642,31 @@ impl ItemCounter {
         Ok(())
     }
 
+    /// After an item of the counted array ended just before `i`: the position of the next item
+    /// when it is an array or object that begins in this block after a comma, so the bracket
+    /// loop can go on.
+    #[inline(always)]
+    fn next_container_item(&self, bytes: &[u8; 64], mut i: usize, end: usize) -> Option<usize> {
+        if !self.counting || self.single || self.depth != self.items_depth || self.strict {
+            return None;
+        }
+        while i < end && is_whitespace(bytes[i]) {
+            i += 1;
+        }
+        if i == end || bytes[i] != b',' {
+            return None;
+        }
+        i += 1;
+        while i < end && is_whitespace(bytes[i]) {
+            i += 1;
+        }
+        (i < end && (bytes[i] == b'{' || bytes[i] == b'[')).then_some(i)
+    }
+
     /// One byte of grammar outside strings and scalars.
     #[inline]
     fn step(&mut self, b: u8, i: usize, masks: &Masks) -> Result<(), CountError> {
-        if matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+        if is_whitespace(b) {
             return Ok(());
         }
         let pos = self.offset + i;
@@ -793,11 +855,7 @@ impl ItemCounter {
     #[inline]
     fn push(&mut self, b: u8, i: usize) -> Result<(), CountError> {
         if self.depth as usize == MAX_DEPTH {
-            return Err(CountError::new(
-                CountErrorKind::TooDeep,
-                self.offset + i,
-                "nested too deeply",
-            ));
+            return Err(self.too_deep(i));
         }
         self.stack = self.stack << 1 | u128::from(b == b'{');
         self.depth += 1;
@@ -823,6 +881,12 @@ impl ItemCounter {
         Ok(())
     }
 
+    #[cold]
+    fn too_deep(&self, i: usize) -> CountError {
+        CountError::new(CountErrorKind::TooDeep, self.offset + i, "nested too deeply")
+    }
+
+    #[cold]
     fn invalid(&self, offset: usize, reason: &'static str) -> CountError {
         CountError::new(CountErrorKind::InvalidJson, offset, reason)
     }
