@@ -4,10 +4,36 @@ mod classify;
 mod json;
 #[cfg(target_arch = "x86_64")]
 mod simd;
+mod wire;
 
-use std::ops::Range;
+use std::{borrow::Cow, fmt, ops::Range};
 
-pub use self::json::{CountError, CountErrorKind, ItemCounter, Progress, MAX_DEPTH};
+pub use self::{
+    json::{CountError, CountErrorKind, ItemCounter, Progress, MAX_DEPTH},
+    wire::{field_spans, FieldScanner, Packed, WireError, WireErrorKind},
+};
+
+/// A configuration the batch limit layer cannot work with, reported when it is built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    reason: Cow<'static, str>,
+}
+
+impl ConfigError {
+    pub(crate) fn new(reason: impl Into<Cow<'static, str>>) -> Self {
+        ConfigError {
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 use bytes::Bytes;
 
