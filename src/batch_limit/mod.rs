@@ -1,7 +1,12 @@
 //! Work in progress: the batch limit layer.
 
 mod classify;
+mod count;
+mod future;
 mod json;
+mod layer;
+mod query;
+mod service;
 #[cfg(target_arch = "x86_64")]
 mod simd;
 mod wire;
@@ -9,7 +14,13 @@ mod wire;
 use std::{borrow::Cow, fmt, ops::Range};
 
 pub use self::{
+    count::{
+        too_many_items, CountItems, DefaultCount, DefaultCounter, GrpcItems, OtherBodies, Start,
+    },
+    future::ResponseFuture,
     json::{CountError, CountErrorKind, ItemCounter, Progress, MAX_DEPTH},
+    layer::{BatchLimitLayer, DEFAULT_MAX_BODY_BYTES},
+    service::BatchLimit,
     wire::{field_spans, FieldScanner, Packed, WireError, WireErrorKind},
 };
 
