@@ -64,9 +64,15 @@ fn throughput(c: &mut Criterion) {
             b.iter(|| count(black_box(&body), ItemCounter::new().strict(true)))
         });
         group.bench_function("serde_ignored_any", |b| {
-            b.iter(|| serde_json::from_slice::<Vec<IgnoredAny>>(black_box(&body)).unwrap().len())
+            b.iter(|| {
+                serde_json::from_slice::<Vec<IgnoredAny>>(black_box(&body))
+                    .unwrap()
+                    .len()
+            })
         });
-        group.bench_function("naive_comma_scan", |b| b.iter(|| naive_commas(black_box(&body))));
+        group.bench_function("naive_comma_scan", |b| {
+            b.iter(|| naive_commas(black_box(&body)))
+        });
         let mut into = Vec::with_capacity(body.len());
         group.bench_function("copy", |b| b.iter(|| copy(black_box(&body), &mut into)));
         group.finish();

@@ -51,7 +51,9 @@ async fn echo(
     calls.fetch_add(1, Ordering::SeqCst);
     let headers = request.headers().clone();
     let query = request.uri().query().unwrap_or_default().to_owned();
-    let body = axum::body::to_bytes(request.into_body(), usize::MAX).await.unwrap();
+    let body = axum::body::to_bytes(request.into_body(), usize::MAX)
+        .await
+        .unwrap();
     let items = items.map(|Extension(items)| {
         assert_eq!(items.body(), &body, "the items point into the body the handler gets");
         json!({
@@ -149,7 +151,9 @@ async fn send(method: Method, url: &str, body: ClientBody, headers: &[(&str, &st
 }
 
 fn full(bytes: impl Into<Bytes>) -> ClientBody {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// `bytes` in frames of `size` bytes, without `Content-Length` (chunked on the wire).
@@ -197,7 +201,12 @@ async fn five_items_reach_the_handler_byte_for_byte() {
         assert_eq!(seen["x_trace"], "abc");
         assert_eq!(seen["items"]["count"], 5);
         let expected: Value = serde_json::from_str(&body).unwrap();
-        for (item, expected) in seen["items"]["items"].as_array().unwrap().iter().zip(expected.as_array().unwrap()) {
+        for (item, expected) in seen["items"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(expected.as_array().unwrap())
+        {
             let item: Value = serde_json::from_str(item.as_str().unwrap()).unwrap();
             assert_eq!(&item, expected);
         }
@@ -212,7 +221,11 @@ async fn five_items_reach_the_handler_byte_for_byte() {
 async fn six_items_are_refused_and_the_handler_never_runs() {
     let server = Server::default().await;
     for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
-        for body in [full(items(6)), chunked(items(6).as_bytes(), 13), full(items(50))] {
+        for body in [
+            full(items(6)),
+            chunked(items(6).as_bytes(), 13),
+            full(items(50)),
+        ] {
             let answer = send(method.clone(), &server.url("/v1/webhooks"), body, &[JSON]).await;
             assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{method}");
             assert_eq!(answer.headers["content-type"], "application/json");
@@ -225,24 +238,48 @@ async fn six_items_are_refused_and_the_handler_never_runs() {
 #[tokio::test]
 async fn the_coded_dialect_names_the_limit() {
     let server = Server::default().await;
-    let answer = send(Method::POST, &server.url("/v1/customer/courses"), full(items(6)), &[JSON]).await;
+    let answer = send(
+        Method::POST,
+        &server.url("/v1/customer/courses"),
+        full(items(6)),
+        &[JSON],
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
     assert_eq!(
         answer.json(),
         json!({"code": 6, "message": "Model not valid",
                "errors": ["too_many_items: at most 5 items per POST request"]})
     );
-    let answer = send(Method::GET, &server.url("/v1/customer/courses?ids=1,2,3,4,5,6,7,8,9,10,11"), full(""), &[]).await;
+    let answer = send(
+        Method::GET,
+        &server.url("/v1/customer/courses?ids=1,2,3,4,5,6,7,8,9,10,11"),
+        full(""),
+        &[],
+    )
+    .await;
     assert_eq!(
         answer.json(),
         json!({"code": 6, "message": "Model not valid",
                "errors": ["too_many_items: at most 10 items per GET request"]})
     );
-    let answer = send(Method::POST, &server.url("/v1/customer/courses"), full("[1, 2,"), &[JSON]).await;
+    let answer = send(
+        Method::POST,
+        &server.url("/v1/customer/courses"),
+        full("[1, 2,"),
+        &[JSON],
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
     let body = answer.json();
     assert_eq!(body["code"], 6);
-    assert!(body["errors"][0].as_str().unwrap().starts_with("invalid_json: "), "{body}");
+    assert!(
+        body["errors"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid_json: "),
+        "{body}"
+    );
     // Problem details when asked for, whatever the route's dialect.
     let answer = send(
         Method::POST,
@@ -262,8 +299,19 @@ async fn get_counts_ids_in_the_query_and_the_body() {
     let ids = |n: usize| (1..=n).map(|i| format!("web_{i}")).collect::<Vec<_>>();
     let passing = [
         format!("/v1/webhooks?ids={}", ids(10).join(",")),
-        format!("/v1/webhooks?{}", ids(10).iter().map(|id| format!("ids={id}")).collect::<Vec<_>>().join("&")),
-        format!("/v1/webhooks?ids={}&ids={}&page=2", ids(4).join(","), ids(6).join("%2C")),
+        format!(
+            "/v1/webhooks?{}",
+            ids(10)
+                .iter()
+                .map(|id| format!("ids={id}"))
+                .collect::<Vec<_>>()
+                .join("&")
+        ),
+        format!(
+            "/v1/webhooks?ids={}&ids={}&page=2",
+            ids(4).join(","),
+            ids(6).join("%2C")
+        ),
     ];
     for path in &passing {
         let answer = send(Method::GET, &server.url(path), full(""), &[]).await;
@@ -272,8 +320,19 @@ async fn get_counts_ids_in_the_query_and_the_body() {
     }
     let refused = [
         format!("/v1/webhooks?ids={}", ids(11).join(",")),
-        format!("/v1/webhooks?{}", ids(11).iter().map(|id| format!("ids={id}")).collect::<Vec<_>>().join("&")),
-        format!("/v1/webhooks?ids={}&i%64s={}", ids(5).join(","), ids(6).join("%2c")),
+        format!(
+            "/v1/webhooks?{}",
+            ids(11)
+                .iter()
+                .map(|id| format!("ids={id}"))
+                .collect::<Vec<_>>()
+                .join("&")
+        ),
+        format!(
+            "/v1/webhooks?ids={}&i%64s={}",
+            ids(5).join(","),
+            ids(6).join("%2c")
+        ),
     ];
     for path in &refused {
         let answer = send(Method::GET, &server.url(path), full(""), &[]).await;
@@ -284,15 +343,39 @@ async fn get_counts_ids_in_the_query_and_the_body() {
 
     // A JSON body on a GET counts too, alone or with the query.
     let body = |n: usize| serde_json::to_string(&ids(n)).unwrap();
-    let answer = send(Method::GET, &server.url("/v1/webhooks"), full(body(10)), &[JSON]).await;
+    let answer = send(
+        Method::GET,
+        &server.url("/v1/webhooks"),
+        full(body(10)),
+        &[JSON],
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.body, body(10));
     assert_eq!(answer.seen()["items"]["count"], 10);
-    let answer = send(Method::GET, &server.url("/v1/webhooks"), full(body(11)), &[JSON]).await;
+    let answer = send(
+        Method::GET,
+        &server.url("/v1/webhooks"),
+        full(body(11)),
+        &[JSON],
+    )
+    .await;
     assert_eq!(answer.body, r#"{"error":"too_many_items"}"#);
-    let answer = send(Method::GET, &server.url("/v1/webhooks?ids=a,b,c"), full(body(8)), &[JSON]).await;
+    let answer = send(
+        Method::GET,
+        &server.url("/v1/webhooks?ids=a,b,c"),
+        full(body(8)),
+        &[JSON],
+    )
+    .await;
     assert_eq!(answer.body, r#"{"error":"too_many_items"}"#);
-    let answer = send(Method::GET, &server.url("/v1/webhooks?ids=a,b,c"), full(body(7)), &[JSON]).await;
+    let answer = send(
+        Method::GET,
+        &server.url("/v1/webhooks?ids=a,b,c"),
+        full(body(7)),
+        &[JSON],
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(server.calls(), passing.len() + 2);
 }
@@ -300,14 +383,35 @@ async fn get_counts_ids_in_the_query_and_the_body() {
 #[tokio::test]
 async fn malformed_json_is_invalid_json() {
     let server = Server::default().await;
-    for body in ["[1, 2", "[1,,2]", "{\"a\": 1} x", "not json", "[\"\\q\"]", "[\"a\u{1}\"]", "   ", "[1] [2]"] {
-        let answer = send(Method::POST, &server.url("/v1/webhooks"), full(body), &[JSON]).await;
+    for body in [
+        "[1, 2",
+        "[1,,2]",
+        "{\"a\": 1} x",
+        "not json",
+        "[\"\\q\"]",
+        "[\"a\u{1}\"]",
+        "   ",
+        "[1] [2]",
+    ] {
+        let answer = send(
+            Method::POST,
+            &server.url("/v1/webhooks"),
+            full(body),
+            &[JSON],
+        )
+        .await;
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{body:?}");
         assert_eq!(answer.body, r#"{"error":"invalid_json"}"#, "{body:?}");
     }
     // Deep nesting is refused without recursion.
     let deep = "[".repeat(100_000);
-    let answer = send(Method::POST, &server.url("/v1/webhooks"), full(deep), &[JSON]).await;
+    let answer = send(
+        Method::POST,
+        &server.url("/v1/webhooks"),
+        full(deep),
+        &[JSON],
+    )
+    .await;
     assert_eq!(answer.body, r#"{"error":"invalid_json"}"#);
     assert_eq!(server.calls(), 0);
 }
@@ -316,22 +420,62 @@ async fn malformed_json_is_invalid_json() {
 async fn bodies_of_other_types_are_counted_unless_configured() {
     let server = Server::default().await;
     // Labelled text, still JSON: counted.
-    let answer = send(Method::POST, &server.url("/v1/webhooks"), full(items(6)), &[("content-type", "text/plain")]).await;
+    let answer = send(
+        Method::POST,
+        &server.url("/v1/webhooks"),
+        full(items(6)),
+        &[("content-type", "text/plain")],
+    )
+    .await;
     assert_eq!(answer.body, r#"{"error":"too_many_items"}"#);
-    let answer = send(Method::POST, &server.url("/v1/webhooks"), full(items(3)), &[]).await;
+    let answer = send(
+        Method::POST,
+        &server.url("/v1/webhooks"),
+        full(items(3)),
+        &[],
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::OK);
-    let answer = send(Method::POST, &server.url("/v1/webhooks"), full(items(3)), &[("content-type", "application/vnd.api+json; charset=utf-8")]).await;
+    let answer = send(
+        Method::POST,
+        &server.url("/v1/webhooks"),
+        full(items(3)),
+        &[("content-type", "application/vnd.api+json; charset=utf-8")],
+    )
+    .await;
     assert_eq!(answer.seen()["items"]["count"], 3);
     assert_eq!(server.calls(), 2);
 
-    let server = Server::start(BatchLimitLayer::new().dialect(dialects()).other_bodies(OtherBodies::Pass)).await;
-    let answer = send(Method::POST, &server.url("/v1/upload"), full("a,b,c,d,e,f"), &[("content-type", "text/csv")]).await;
+    let server = Server::start(
+        BatchLimitLayer::new()
+            .dialect(dialects())
+            .other_bodies(OtherBodies::Pass),
+    )
+    .await;
+    let answer = send(
+        Method::POST,
+        &server.url("/v1/upload"),
+        full("a,b,c,d,e,f"),
+        &[("content-type", "text/csv")],
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.body, "a,b,c,d,e,f");
     assert_eq!(answer.seen()["items"], Value::Null);
 
-    let server = Server::start(BatchLimitLayer::new().dialect(dialects()).other_bodies(OtherBodies::Refuse)).await;
-    let answer = send(Method::POST, &server.url("/v1/upload"), full("a,b"), &[("content-type", "text/csv")]).await;
+    let server = Server::start(
+        BatchLimitLayer::new()
+            .dialect(dialects())
+            .other_bodies(OtherBodies::Refuse),
+    )
+    .await;
+    let answer = send(
+        Method::POST,
+        &server.url("/v1/upload"),
+        full("a,b"),
+        &[("content-type", "text/csv")],
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(answer.body, r#"{"error":"unsupported_media_type"}"#);
     assert_eq!(server.calls(), 0);
@@ -339,12 +483,29 @@ async fn bodies_of_other_types_are_counted_unless_configured() {
 
 #[tokio::test]
 async fn methods_without_a_limit_and_empty_bodies_pass_untouched() {
-    let server = Server::start(BatchLimitLayer::new().dialect(dialects()).no_limit(&Method::DELETE)).await;
-    let answer = send(Method::DELETE, &server.url("/v1/webhooks"), full(items(20)), &[JSON]).await;
+    let server = Server::start(
+        BatchLimitLayer::new()
+            .dialect(dialects())
+            .no_limit(&Method::DELETE),
+    )
+    .await;
+    let answer = send(
+        Method::DELETE,
+        &server.url("/v1/webhooks"),
+        full(items(20)),
+        &[JSON],
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.body, items(20));
     assert_eq!(answer.seen()["items"], Value::Null);
-    let answer = send(Method::OPTIONS, &server.url("/v1/webhooks"), full("not json at all"), &[JSON]).await;
+    let answer = send(
+        Method::OPTIONS,
+        &server.url("/v1/webhooks"),
+        full("not json at all"),
+        &[JSON],
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::OK);
     // No body: nothing to count, nothing read.
     let answer = send(Method::POST, &server.url("/v1/webhooks"), full(""), &[JSON]).await;
@@ -355,31 +516,81 @@ async fn methods_without_a_limit_and_empty_bodies_pass_untouched() {
 
 #[tokio::test]
 async fn the_items_can_sit_in_a_field() {
-    let layer = BatchLimitLayer::new().dialect(dialects()).json_field("data").limit(Method::POST, 2);
+    let layer = BatchLimitLayer::new()
+        .dialect(dialects())
+        .json_field("data")
+        .limit(Method::POST, 2);
     let server = Server::start(layer).await;
-    let answer = send(Method::POST, &server.url("/v1/webhooks"), full(r#"{"meta": [1, 2, 3], "data": [{"a": 1}, {"b": 2}]}"#), &[JSON]).await;
+    let answer = send(
+        Method::POST,
+        &server.url("/v1/webhooks"),
+        full(r#"{"meta": [1, 2, 3], "data": [{"a": 1}, {"b": 2}]}"#),
+        &[JSON],
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::OK);
-    assert_eq!(answer.seen()["items"]["items"], json!([r#"{"a": 1}"#, r#"{"b": 2}"#]));
-    let answer = send(Method::POST, &server.url("/v1/webhooks"), full(r#"{"data": [1, 2, 3]}"#), &[JSON]).await;
+    assert_eq!(
+        answer.seen()["items"]["items"],
+        json!([r#"{"a": 1}"#, r#"{"b": 2}"#])
+    );
+    let answer = send(
+        Method::POST,
+        &server.url("/v1/webhooks"),
+        full(r#"{"data": [1, 2, 3]}"#),
+        &[JSON],
+    )
+    .await;
     assert_eq!(answer.body, r#"{"error":"too_many_items"}"#);
-    let answer = send(Method::POST, &server.url("/v1/webhooks"), full(r#"{"data": [1], "data": [2]}"#), &[JSON]).await;
+    let answer = send(
+        Method::POST,
+        &server.url("/v1/webhooks"),
+        full(r#"{"data": [1], "data": [2]}"#),
+        &[JSON],
+    )
+    .await;
     assert_eq!(answer.body, r#"{"error":"invalid_json"}"#);
     assert_eq!(server.calls(), 1);
 }
 
 #[tokio::test]
 async fn bodies_over_the_byte_cap_get_413() {
-    let server = Server::start(BatchLimitLayer::new().dialect(dialects()).max_body_bytes(1000)).await;
+    let server = Server::start(
+        BatchLimitLayer::new()
+            .dialect(dialects())
+            .max_body_bytes(1000),
+    )
+    .await;
     let big = format!("[\"{}\"]", "x".repeat(2000));
-    let answer = send(Method::POST, &server.url("/v1/webhooks"), full(big.clone()), &[JSON]).await;
+    let answer = send(
+        Method::POST,
+        &server.url("/v1/webhooks"),
+        full(big.clone()),
+        &[JSON],
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(answer.body, r#"{"error":"payload_too_large"}"#);
     // Without Content-Length: refused when the body grows past the cap.
-    let answer = send(Method::POST, &server.url("/v1/webhooks"), chunked(big.as_bytes(), 300), &[JSON]).await;
+    let answer = send(
+        Method::POST,
+        &server.url("/v1/webhooks"),
+        chunked(big.as_bytes(), 300),
+        &[JSON],
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
-    let answer = send(Method::POST, &server.url("/v1/customer/courses"), full(big), &[JSON]).await;
+    let answer = send(
+        Method::POST,
+        &server.url("/v1/customer/courses"),
+        full(big),
+        &[JSON],
+    )
+    .await;
     assert_eq!(answer.json()["code"], 8);
-    assert_eq!(answer.json()["errors"][0], "payload_too_large: at most 1000 bytes per request body");
+    assert_eq!(
+        answer.json()["errors"][0],
+        "payload_too_large: at most 1000 bytes per request body"
+    );
     assert_eq!(server.calls(), 0);
 }
 
@@ -400,13 +611,21 @@ async fn read_response(stream: &mut TcpStream) -> String {
     let mut buf = [0u8; 4096];
     loop {
         let n = stream.read(&mut buf).await.unwrap();
-        assert!(n > 0, "connection closed before a response: {:?}", String::from_utf8_lossy(&response));
+        assert!(
+            n > 0,
+            "connection closed before a response: {:?}",
+            String::from_utf8_lossy(&response)
+        );
         response.extend_from_slice(&buf[..n]);
         let text = String::from_utf8_lossy(&response);
         if let Some((head, body)) = text.split_once("\r\n\r\n") {
             let length = head
                 .lines()
-                .find_map(|line| line.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_owned))
+                .find_map(|line| {
+                    line.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(str::to_owned)
+                })
                 .map_or(0, |length| length.trim().parse::<usize>().unwrap());
             if body.len() >= length {
                 return text.into_owned();
@@ -444,10 +663,16 @@ async fn a_client_that_stalls_after_the_sixth_item_is_refused_at_once() {
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
     let head = format!("POST /v1/webhooks HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n", body.len());
     stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(&body.as_bytes()[..fifth_end]).await.unwrap();
+    stream
+        .write_all(&body.as_bytes()[..fifth_end])
+        .await
+        .unwrap();
     let mut buf = [0u8; 64];
     let waited = tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await;
-    assert!(waited.is_err(), "no answer before the sixth item or the end of the body");
+    assert!(
+        waited.is_err(),
+        "no answer before the sixth item or the end of the body"
+    );
     assert_eq!(server.calls(), 0);
 }
 
@@ -458,10 +683,17 @@ async fn a_content_length_over_the_cap_is_refused_before_the_body_is_read() {
     let head = "POST /v1/webhooks HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: 2097152\r\n\r\n";
     let (_stream, response) = raw_exchange(server.addr, head, b"").await;
     assert!(response.starts_with("HTTP/1.1 413"), "{response}");
-    assert!(response.ends_with(r#"{"error":"payload_too_large"}"#), "{response}");
+    assert!(
+        response.ends_with(r#"{"error":"payload_too_large"}"#),
+        "{response}"
+    );
     // Same on the coded route, the limit named.
-    let head = "POST /v1/customer/courses HTTP/1.1\r\nhost: test\r\ncontent-length: 2097152\r\n\r\n";
+    let head =
+        "POST /v1/customer/courses HTTP/1.1\r\nhost: test\r\ncontent-length: 2097152\r\n\r\n";
     let (_stream, response) = raw_exchange(server.addr, head, b"[").await;
-    assert!(response.contains("payload_too_large: at most 1048576 bytes"), "{response}");
+    assert!(
+        response.contains("payload_too_large: at most 1048576 bytes"),
+        "{response}"
+    );
     assert_eq!(server.calls(), 0);
 }

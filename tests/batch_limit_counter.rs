@@ -45,7 +45,16 @@ fn number() -> impl Strategy<Value = String> {
         any::<u64>().prop_map(|n| n.to_string()),
         (-1e6f64..1e6).prop_map(|f| f.to_string()),
         prop::sample::select(vec![
-            "0", "-0", "0.5", "-0.0e0", "1e5", "1E-7", "12.5e+3", "-9", "100", "3.14159",
+            "0",
+            "-0",
+            "0.5",
+            "-0.0e0",
+            "1e5",
+            "1E-7",
+            "12.5e+3",
+            "-9",
+            "100",
+            "3.14159",
             "123456789012345678901234567890",
         ])
         .prop_map(String::from),
@@ -103,7 +112,11 @@ fn document() -> impl Strategy<Value = String> {
         whitespace(),
     )
         .prop_map(|(parts, ws)| join("[", parts, "]", ws));
-    (prop_oneof![3 => array, 1 => value()], whitespace(), whitespace())
+    (
+        prop_oneof![3 => array, 1 => value()],
+        whitespace(),
+        whitespace(),
+    )
         .prop_map(|(doc, before, after)| format!("{before}{doc}{after}"))
 }
 
@@ -285,7 +298,8 @@ fn check_against_serde(body: &[u8], cuts: &[Index]) -> Result<(), TestCaseError>
 
 #[test]
 fn a_top_level_array_of_objects_split_everywhere() {
-    let body = br#"[{"id":"web_1","url":"https://example.com/a?x=[1]"},{"id":"web_2","tags":["a","b"]}]"#;
+    let body =
+        br#"[{"id":"web_1","url":"https://example.com/a?x=[1]"},{"id":"web_2","tags":["a","b"]}]"#;
     for at in 0..=body.len() {
         for (name, counter) in counters(ItemCounter::new) {
             let spans = run(counter, &[&body[..at], &body[at..]]).expect(name);

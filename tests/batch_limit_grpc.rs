@@ -86,36 +86,49 @@ impl Service<http::Request<Body>> for Webhooks {
         match request.uri().path() {
             "/webhooks.v1.Webhooks/CreateWebhooks" | "/webhooks.v1.Webhooks/ImportWebhooks" => {
                 Box::pin(async move {
-                    let handler = tower::service_fn(move |request: tonic::Request<CreateWebhooksRequest>| {
-                        calls.fetch_add(1, Ordering::SeqCst);
-                        let counted = request.extensions().get::<BulkItems>().map(|items| {
-                            // Each span is one webhook's encoding.
-                            let decoded: Vec<Webhook> =
-                                items.iter().map(|item| Webhook::decode(item).unwrap()).collect();
-                            assert_eq!(decoded, request.get_ref().webhooks);
-                            items.len() as u32
+                    let handler =
+                        tower::service_fn(move |request: tonic::Request<CreateWebhooksRequest>| {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            let counted = request.extensions().get::<BulkItems>().map(|items| {
+                                // Each span is one webhook's encoding.
+                                let decoded: Vec<Webhook> = items
+                                    .iter()
+                                    .map(|item| Webhook::decode(item).unwrap())
+                                    .collect();
+                                assert_eq!(decoded, request.get_ref().webhooks);
+                                items.len() as u32
+                            });
+                            let created = request.get_ref().webhooks.len() as u32;
+                            async move {
+                                Ok::<_, Status>(tonic::Response::new(CreateWebhooksResponse {
+                                    created,
+                                    counted: counted.unwrap_or(u32::MAX),
+                                }))
+                            }
                         });
-                        let created = request.get_ref().webhooks.len() as u32;
-                        async move {
-                            Ok::<_, Status>(tonic::Response::new(CreateWebhooksResponse {
-                                created,
-                                counted: counted.unwrap_or(u32::MAX),
-                            }))
-                        }
-                    });
-                    let mut grpc = tonic::server::Grpc::new(ProstCodec::<CreateWebhooksResponse, CreateWebhooksRequest>::default());
+                    let mut grpc = tonic::server::Grpc::new(ProstCodec::<
+                        CreateWebhooksResponse,
+                        CreateWebhooksRequest,
+                    >::default());
                     Ok(grpc.unary(handler, request).await)
                 })
             }
             "/webhooks.v1.Webhooks/GetWebhooks" => Box::pin(async move {
-                let handler = tower::service_fn(move |request: tonic::Request<GetWebhooksRequest>| {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    let created = request.get_ref().ids.len() as u32;
-                    async move {
-                        Ok::<_, Status>(tonic::Response::new(CreateWebhooksResponse { created, counted: 0 }))
-                    }
-                });
-                let mut grpc = tonic::server::Grpc::new(ProstCodec::<CreateWebhooksResponse, GetWebhooksRequest>::default());
+                let handler =
+                    tower::service_fn(move |request: tonic::Request<GetWebhooksRequest>| {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        let created = request.get_ref().ids.len() as u32;
+                        async move {
+                            Ok::<_, Status>(tonic::Response::new(CreateWebhooksResponse {
+                                created,
+                                counted: 0,
+                            }))
+                        }
+                    });
+                let mut grpc = tonic::server::Grpc::new(ProstCodec::<
+                    CreateWebhooksResponse,
+                    GetWebhooksRequest,
+                >::default());
                 Ok(grpc.unary(handler, request).await)
             }),
             _ => Box::pin(async { Ok(Status::unimplemented("no such method").into_http()) }),
@@ -215,7 +228,10 @@ async fn a_repeated_field_is_counted_from_the_wire_format() {
     for n in [0, 1, 5] {
         let response = create(&mut client, CREATE, webhooks(n)).await.unwrap();
         assert_eq!(response.created, n as u32);
-        assert_eq!(response.counted, n as u32, "the handler found the items in the extensions");
+        assert_eq!(
+            response.counted, n as u32,
+            "the handler found the items in the extensions"
+        );
     }
     assert_eq!(calls.load(Ordering::SeqCst), 3);
 
@@ -224,7 +240,11 @@ async fn a_repeated_field_is_counted_from_the_wire_format() {
         assert_eq!(status.code(), Code::InvalidArgument);
         assert_eq!(status.message(), "too_many_items");
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 3, "the handler never ran for a refused call");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "the handler never ran for a refused call"
+    );
 
     // Packed numbers, with their own limit.
     assert_eq!(get(&mut client, 10).await.unwrap().created, 10);
@@ -233,9 +253,19 @@ async fn a_repeated_field_is_counted_from_the_wire_format() {
     assert_eq!(status.message(), "too_many_items");
 
     // A method that is not configured passes uncounted.
-    let response = create(&mut client, "/webhooks.v1.Webhooks/ImportWebhooks", webhooks(50)).await.unwrap();
+    let response = create(
+        &mut client,
+        "/webhooks.v1.Webhooks/ImportWebhooks",
+        webhooks(50),
+    )
+    .await
+    .unwrap();
     assert_eq!(response.created, 50);
-    assert_eq!(response.counted, u32::MAX, "nothing counted, nothing in the extensions");
+    assert_eq!(
+        response.counted,
+        u32::MAX,
+        "nothing counted, nothing in the extensions"
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 5);
 }
 

@@ -56,8 +56,12 @@ pub trait CountItems {
 
     /// Decides, from the head, whether and how the body is counted. `max_items` is the limit
     /// for the request's method; `max_bytes` the layer's byte cap.
-    fn start(&self, head: &request::Parts, max_items: usize, max_bytes: usize)
-        -> Start<Self::Count>;
+    fn start(
+        &self,
+        head: &request::Parts,
+        max_items: usize,
+        max_bytes: usize,
+    ) -> Start<Self::Count>;
 
     /// Counts the next chunk of the body.
     ///
@@ -95,7 +99,12 @@ where
         Start::Count(max_items)
     }
 
-    fn feed(&self, _max: &mut usize, _head: &request::Parts, _chunk: &[u8]) -> Result<(), ApiError> {
+    fn feed(
+        &self,
+        _max: &mut usize,
+        _head: &request::Parts,
+        _chunk: &[u8],
+    ) -> Result<(), ApiError> {
         Ok(())
     }
 
@@ -118,8 +127,9 @@ where
 /// request"`).
 pub fn too_many_items(method: &Method, limit: usize) -> ApiError {
     let noun = if limit == 1 { "item" } else { "items" };
-    ApiError::too_many_items()
-        .with_detail(format!("too_many_items: at most {limit} {noun} per {method} request"))
+    ApiError::too_many_items().with_detail(format!(
+        "too_many_items: at most {limit} {noun} per {method} request"
+    ))
 }
 
 /// What to do with a body whose `Content-Type` is neither JSON nor gRPC.
@@ -358,7 +368,10 @@ impl CountItems for DefaultCounter {
     ) -> Start<DefaultCount> {
         match media(&head.headers) {
             Media::Grpc | Media::GrpcWebText => {
-                let Some(items) = self.grpc.iter().find(|items| *items.path == *head.uri.path())
+                let Some(items) = self
+                    .grpc
+                    .iter()
+                    .find(|items| *items.path == *head.uri.path())
                 else {
                     return Start::Pass;
                 };

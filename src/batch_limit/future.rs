@@ -185,7 +185,10 @@ where
                     return Poll::Ready(Ok(response.map(ResponseBody::error)));
                 }
                 StateProj::Reading { mut body, job } => {
-                    let shared = this.shared.as_ref().expect("a reading future has its config");
+                    let shared = this
+                        .shared
+                        .as_ref()
+                        .expect("a reading future has its config");
                     let next = loop {
                         let Some(current) = job.as_mut() else {
                             panic!("polled after completion");
@@ -200,9 +203,11 @@ where
                                         break Err(payload_too_large(shared.max_body_bytes));
                                     }
                                     current.received += data.len();
-                                    if let Err(error) =
-                                        shared.counter.feed(&mut current.count, &current.head, &data)
-                                    {
+                                    if let Err(error) = shared.counter.feed(
+                                        &mut current.count,
+                                        &current.head,
+                                        &data,
+                                    ) {
                                         break Err(error);
                                     }
                                     current.buffer.push(data, current.expected);

@@ -112,9 +112,13 @@ pub struct ItemCounter {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     /// A value must come; `first` right after `[`, where `]` may come instead.
-    Value { first: bool },
+    Value {
+        first: bool,
+    },
     /// A key must come; `first` right after `{`, where `}` may come instead.
-    Key { first: bool },
+    Key {
+        first: bool,
+    },
     Colon,
     /// After a value inside a container: `,` or the closing bracket.
     After,
@@ -402,7 +406,8 @@ impl ItemCounter {
                 ));
             }
             self.count = 1;
-            self.spans = vec![self.object_start..self.top_end];
+            self.spans.clear();
+            self.spans.push(self.object_start..self.top_end);
         }
         Ok(self.spans)
     }
@@ -568,7 +573,9 @@ impl ItemCounter {
                             depth += 1;
                         } else {
                             if stack & 1 != object {
-                                return Err(self.invalid(self.offset + j, "mismatched closing bracket"));
+                                return Err(
+                                    self.invalid(self.offset + j, "mismatched closing bracket")
+                                );
                             }
                             stack >>= 1;
                             depth -= 1;
@@ -883,7 +890,11 @@ impl ItemCounter {
 
     #[cold]
     fn too_deep(&self, i: usize) -> CountError {
-        CountError::new(CountErrorKind::TooDeep, self.offset + i, "nested too deeply")
+        CountError::new(
+            CountErrorKind::TooDeep,
+            self.offset + i,
+            "nested too deeply",
+        )
     }
 
     #[cold]
@@ -896,10 +907,7 @@ impl fmt::Debug for ItemCounter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ItemCounter")
             .field("limit", &self.limit)
-            .field(
-                "field",
-                &self.field.as_deref().map(String::from_utf8_lossy),
-            )
+            .field("field", &self.field.as_deref().map(String::from_utf8_lossy))
             .field("strict", &self.strict)
             .field("simd", &self.uses_simd())
             .field("bytes_fed", &self.offset)

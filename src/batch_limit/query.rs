@@ -79,10 +79,15 @@ mod tests {
     fn agrees_with_form_urlencoded() {
         // What `serde_urlencoded` (axum's `Query`) would hand a handler that splits on commas.
         let query = "ids=a%2Cb&other=x,y&ids=c+d,e&i%64s=f&ids=%ZZ";
-        let expected: usize = [("ids", "a,b"), ("ids", "c d,e"), ("ids", "f"), ("ids", "%ZZ")]
-            .iter()
-            .map(|(_, value)| value.split(',').count())
-            .sum();
+        let expected: usize = [
+            ("ids", "a,b"),
+            ("ids", "c d,e"),
+            ("ids", "f"),
+            ("ids", "%ZZ"),
+        ]
+        .iter()
+        .map(|(_, value)| value.split(',').count())
+        .sum();
         assert_eq!(count_ids(query, "ids"), expected);
     }
 }

@@ -106,7 +106,10 @@ where
             return ResponseFuture::calling(self.inner.call(request.map(RequestBody::streaming)));
         };
         let (head, body) = request.into_parts();
-        let count = match shared.counter.start(&head, max_items, shared.max_body_bytes) {
+        let count = match shared
+            .counter
+            .start(&head, max_items, shared.max_body_bytes)
+        {
             Start::Count(count) => count,
             Start::Pass => {
                 let request = Request::from_parts(head, RequestBody::streaming(body));

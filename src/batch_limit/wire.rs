@@ -71,10 +71,18 @@ enum Wire {
     /// Reading the length of a length-delimited value.
     Length { value: u64, shift: u32, item: bool },
     /// Skipping `left` bytes of a length-delimited value that began at `start`.
-    Bytes { start: usize, left: usize, item: bool },
+    Bytes {
+        start: usize,
+        left: usize,
+        item: bool,
+    },
     /// Inside a packed record of the field: `left` bytes, elements of the given encoding; the
     /// element being read began at `element` and has `done` bytes so far.
-    Packed { left: usize, element: usize, done: u8 },
+    Packed {
+        left: usize,
+        element: usize,
+        done: u8,
+    },
 }
 
 impl FieldScanner {
@@ -161,7 +169,10 @@ impl FieldScanner {
             return Err(error);
         }
         if self.state != (Wire::Tag { value: 0, shift: 0 }) || !self.groups.is_empty() {
-            return Err(WireError::malformed(self.offset, "the message ends inside a record"));
+            return Err(WireError::malformed(
+                self.offset,
+                "the message ends inside a record",
+            ));
         }
         Ok(self.spans)
     }
@@ -191,7 +202,11 @@ impl FieldScanner {
                     done,
                 } => {
                     let b = chunk[i];
-                    let element = if done == 0 { self.begin_item(pos)? } else { element };
+                    let element = if done == 0 {
+                        self.begin_item(pos)?
+                    } else {
+                        element
+                    };
                     let done = done + 1;
                     let ends = match self.packed {
                         Some(Packed::Fixed32) => done == 4,
@@ -411,8 +426,8 @@ fn tag_start(next: usize, tag: u64) -> usize {
 ///
 /// If `field` is not a field number, or `message` is not a well-formed protobuf message.
 pub fn field_spans(message: &[u8], field: u32) -> Result<Vec<Range<usize>>, WireError> {
-    let mut scanner = FieldScanner::new(field)
-        .map_err(|_| WireError::malformed(0, "invalid field number"))?;
+    let mut scanner =
+        FieldScanner::new(field).map_err(|_| WireError::malformed(0, "invalid field number"))?;
     scanner.feed(message)?;
     scanner.finish()
 }
@@ -568,7 +583,10 @@ impl GrpcMessages {
 
     pub(crate) fn finish(self) -> Result<Vec<Range<usize>>, WireError> {
         if self.have > 0 || self.scanner.is_some() {
-            return Err(WireError::malformed(self.offset, "the body ends inside a message"));
+            return Err(WireError::malformed(
+                self.offset,
+                "the body ends inside a message",
+            ));
         }
         Ok(self.spans)
     }

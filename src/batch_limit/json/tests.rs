@@ -16,8 +16,18 @@ fn both(body: &[u8], build: impl Fn() -> ItemCounter) -> Result<Vec<Range<usize>
         }
     }
     // The portable and vector paths always agree; strictness only adds errors.
-    assert_eq!(results[0], results[2], "simd vs portable on {:?}", String::from_utf8_lossy(body));
-    assert_eq!(results[1], results[3], "simd vs portable (strict) on {:?}", String::from_utf8_lossy(body));
+    assert_eq!(
+        results[0],
+        results[2],
+        "simd vs portable on {:?}",
+        String::from_utf8_lossy(body)
+    );
+    assert_eq!(
+        results[1],
+        results[3],
+        "simd vs portable (strict) on {:?}",
+        String::from_utf8_lossy(body)
+    );
     results.swap_remove(0)
 }
 
@@ -35,10 +45,22 @@ fn arrays_count_their_elements() {
     assert_eq!(items("[]"), Vec::<&str>::new());
     assert_eq!(items(" [ ] "), Vec::<&str>::new());
     assert_eq!(items("[1]"), ["1"]);
-    assert_eq!(items(r#"[1, "two", {"three": [3]}, [4, [5]], true, null, -6.5e+3]"#),
-        ["1", "\"two\"", r#"{"three": [3]}"#, "[4, [5]]", "true", "null", "-6.5e+3"]);
-    assert_eq!(items("\n[\n  {\"a\": \"]\"},\n  {\"b\": \"\\\"}\"}\n]\n"),
-        [r#"{"a": "]"}"#, r#"{"b": "\"}"}"#]);
+    assert_eq!(
+        items(r#"[1, "two", {"three": [3]}, [4, [5]], true, null, -6.5e+3]"#),
+        [
+            "1",
+            "\"two\"",
+            r#"{"three": [3]}"#,
+            "[4, [5]]",
+            "true",
+            "null",
+            "-6.5e+3"
+        ]
+    );
+    assert_eq!(
+        items("\n[\n  {\"a\": \"]\"},\n  {\"b\": \"\\\"}\"}\n]\n"),
+        [r#"{"a": "]"}"#, r#"{"b": "\"}"}"#]
+    );
 }
 
 #[test]
@@ -53,10 +75,42 @@ fn other_top_level_values_are_one_item() {
 #[test]
 fn malformed_documents_are_refused() {
     for body in [
-        "", "   ", "[", "[1,", "[1,]", "[,1]", "[1 2]", "[1,,2]", "]", "[}", "{]", "[1]]", "[1] x",
-        "[{\"a\": 1}, ]", "tru", "truex", "nul", "01", "-", "1.", "1e", "1e+",
-        ".5", "+1", "\"abc", "\"a\\x\"", "\"\\u12G4\"", "\"\\u12\"", "\"tab\there\"", "[\"\\\"]",
-        "[1}", "{\"a\":1]", "[\"a\" \"b\"]", "\\", "[\\\"]", "x",
+        "",
+        "   ",
+        "[",
+        "[1,",
+        "[1,]",
+        "[,1]",
+        "[1 2]",
+        "[1,,2]",
+        "]",
+        "[}",
+        "{]",
+        "[1]]",
+        "[1] x",
+        "[{\"a\": 1}, ]",
+        "tru",
+        "truex",
+        "nul",
+        "01",
+        "-",
+        "1.",
+        "1e",
+        "1e+",
+        ".5",
+        "+1",
+        "\"abc",
+        "\"a\\x\"",
+        "\"\\u12G4\"",
+        "\"\\u12\"",
+        "\"tab\there\"",
+        "[\"\\\"]",
+        "[1}",
+        "{\"a\":1]",
+        "[\"a\" \"b\"]",
+        "\\",
+        "[\\\"]",
+        "x",
     ] {
         let error = both(body.as_bytes(), ItemCounter::new).expect_err(body);
         assert_eq!(error.kind(), CountErrorKind::InvalidJson, "{body}: {error}");
@@ -67,13 +121,25 @@ fn malformed_documents_are_refused() {
 fn the_grammar_inside_items_is_only_checked_when_strict() {
     // A top-level object is one item: its inside is an item's inside.
     for body in [
-        r#"[{"a" 1}]"#, "[[1 2]]", r#"[{"a": tru}]"#, "[[01]]", "[{1}]", r#"{"a" 1}"#, "{1: 2}",
-        r#"{"a": }"#, r#"{"a":1,}"#, "{,}",
+        r#"[{"a" 1}]"#,
+        "[[1 2]]",
+        r#"[{"a": tru}]"#,
+        "[[01]]",
+        "[{1}]",
+        r#"{"a" 1}"#,
+        "{1: 2}",
+        r#"{"a": }"#,
+        r#"{"a":1,}"#,
+        "{,}",
     ] {
         assert!(count(body.as_bytes()).is_ok(), "{body}");
         let mut strict = ItemCounter::new().strict(true);
         let result = strict.feed(body.as_bytes()).and_then(|_| strict.finish());
-        assert_eq!(result.unwrap_err().kind(), CountErrorKind::InvalidJson, "{body}");
+        assert_eq!(
+            result.unwrap_err().kind(),
+            CountErrorKind::InvalidJson,
+            "{body}"
+        );
     }
 }
 
@@ -83,13 +149,18 @@ fn errors_point_at_the_first_bad_byte() {
     assert_eq!(error("[1, 2").offset(), 5);
     assert_eq!(error("[\"a\x01\"]").offset(), 3);
     assert_eq!(error("[\"\\q\"]").offset(), 3);
-    assert_eq!(error("[1] 2").to_string(), "trailing characters after the document at byte 4");
+    assert_eq!(
+        error("[1] 2").to_string(),
+        "trailing characters after the document at byte 4"
+    );
 }
 
 #[test]
 fn the_limit_stops_at_the_first_byte_of_the_next_item() {
     let mut counter = ItemCounter::new().with_limit(5);
-    let progress = counter.feed(br#"[{"a":1},{"a":2},{"a":3},{"a":4},{"a":5}"#).unwrap();
+    let progress = counter
+        .feed(br#"[{"a":1},{"a":2},{"a":3},{"a":4},{"a":5}"#)
+        .unwrap();
     assert_eq!(progress.items(), 5);
     assert!(!progress.is_complete());
     assert_eq!(counter.feed(b" ,\n ").unwrap().items(), 5);
@@ -103,7 +174,10 @@ fn the_limit_stops_at_the_first_byte_of_the_next_item() {
     assert_eq!(counter.feed(b"[]").unwrap().items(), 0);
     assert!(counter.finish().unwrap().is_empty());
     let mut counter = ItemCounter::new().with_limit(0);
-    assert_eq!(counter.feed(b"{}").unwrap_err().kind(), CountErrorKind::TooManyItems);
+    assert_eq!(
+        counter.feed(b"{}").unwrap_err().kind(),
+        CountErrorKind::TooManyItems
+    );
 }
 
 #[test]
@@ -138,24 +212,39 @@ fn the_items_field_holds_the_array() {
             .map(|span| &body[span])
             .collect()
     };
-    assert_eq!(items(r#"{"meta": {"data": [9]}, "data": [1, {"x": [2]}], "z": "data"}"#), ["1", r#"{"x": [2]}"#]);
+    assert_eq!(
+        items(r#"{"meta": {"data": [9]}, "data": [1, {"x": [2]}], "z": "data"}"#),
+        ["1", r#"{"x": [2]}"#]
+    );
     assert_eq!(items(r#"{"d\u0061ta": [1, 2]}"#), ["1", "2"]);
     assert_eq!(items(r#"{"data": {"id": 7}}"#), [r#"{"id": 7}"#]);
     assert_eq!(items(r#"{"data": []}"#), Vec::<&str>::new());
-    assert_eq!(items(r#"{"other": [1, 2, 3]}"#), [r#"{"other": [1, 2, 3]}"#]);
-    assert_eq!(items(r#"{"datum": [1, 2], "dat": [3]}"#), [r#"{"datum": [1, 2], "dat": [3]}"#]);
+    assert_eq!(
+        items(r#"{"other": [1, 2, 3]}"#),
+        [r#"{"other": [1, 2, 3]}"#]
+    );
+    assert_eq!(
+        items(r#"{"datum": [1, 2], "dat": [3]}"#),
+        [r#"{"datum": [1, 2], "dat": [3]}"#]
+    );
     assert_eq!(items("[1, 2]"), ["1", "2"]);
     let error = both(br#"{"data": [1], "data": [1, 2]}"#, field).unwrap_err();
     assert_eq!(error.kind(), CountErrorKind::InvalidJson);
 
     let mut counter = field().with_limit(2);
-    let error = counter.feed(br#"{"a": [1, 2, 3], "data": [1, 2, 3]}"#).unwrap_err();
-    assert_eq!((error.kind(), error.offset()), (CountErrorKind::TooManyItems, 32));
+    let error = counter
+        .feed(br#"{"a": [1, 2, 3], "data": [1, 2, 3]}"#)
+        .unwrap_err();
+    assert_eq!(
+        (error.kind(), error.offset()),
+        (CountErrorKind::TooManyItems, 32)
+    );
 }
 
 #[test]
 fn every_split_gives_the_same_answer() {
-    let body = br#"{"data": [{"id": "a\"b\\", "n": [1, 2.5e3, {"x": "\u00e9"}]}, "s", 7, null, [[]]]}"#;
+    let body =
+        br#"{"data": [{"id": "a\"b\\", "n": [1, 2.5e3, {"x": "\u00e9"}]}, "s", 7, null, [[]]]}"#;
     let whole = both(body, || ItemCounter::new().with_field("data")).unwrap();
     assert_eq!(whole.len(), 5);
     for split in 0..=body.len() {
@@ -178,7 +267,15 @@ fn every_split_gives_the_same_answer() {
 fn long_strings_and_escapes_cross_blocks() {
     let mut body = String::from("[\"");
     for i in 0..300 {
-        body.push_str(if i % 7 == 0 { "\\\\" } else if i % 11 == 0 { "\\\"]" } else if i % 13 == 0 { "\\u00E9" } else { "x" });
+        body.push_str(if i % 7 == 0 {
+            "\\\\"
+        } else if i % 11 == 0 {
+            "\\\"]"
+        } else if i % 13 == 0 {
+            "\\u00E9"
+        } else {
+            "x"
+        });
     }
     body.push_str("\", 1]");
     assert_eq!(items(&body).len(), 2);

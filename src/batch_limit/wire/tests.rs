@@ -58,13 +58,38 @@ fn counts_repeated_messages_and_their_bytes() {
         for (span, webhook) in spans.iter().zip(&message.webhooks) {
             assert_eq!(&Webhook::decode(&bytes[span.clone()]).unwrap(), webhook);
         }
-        assert_eq!(scan(&bytes, FieldScanner::new(2).unwrap(), split).unwrap().len(), 1);
-        assert_eq!(scan(&bytes, FieldScanner::new(6).unwrap(), split).unwrap().len(), 1);
-        assert_eq!(scan(&bytes, FieldScanner::new(9).unwrap(), split).unwrap().len(), 0);
+        assert_eq!(
+            scan(&bytes, FieldScanner::new(2).unwrap(), split)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            scan(&bytes, FieldScanner::new(6).unwrap(), split)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            scan(&bytes, FieldScanner::new(9).unwrap(), split)
+                .unwrap()
+                .len(),
+            0
+        );
         // Unpacked numbers: one record each.
-        assert_eq!(scan(&bytes, FieldScanner::new(5).unwrap(), split).unwrap().len(), 2);
+        assert_eq!(
+            scan(&bytes, FieldScanner::new(5).unwrap(), split)
+                .unwrap()
+                .len(),
+            2
+        );
         // Packed numbers: one record, four elements when told how they are packed.
-        assert_eq!(scan(&bytes, FieldScanner::new(3).unwrap(), split).unwrap().len(), 1);
+        assert_eq!(
+            scan(&bytes, FieldScanner::new(3).unwrap(), split)
+                .unwrap()
+                .len(),
+            1
+        );
         let packed = FieldScanner::new(3).unwrap().packed(Packed::Varint);
         assert_eq!(scan(&bytes, packed, split).unwrap().len(), 4);
         let packed = FieldScanner::new(4).unwrap().packed(Packed::Fixed32);
@@ -96,19 +121,25 @@ fn malformed_messages_are_refused() {
         }
     }
     for bad in [
-        &[0x0a, 0x05, 1, 2][..],        // length past the end
-        &[0x00, 0x01],                  // field 0
-        &[0x0f, 0x01],                  // wire type 7
-        &[0x0c],                        // end of a group never opened
-        &[0x0b, 0x08, 0x01],            // group never closed
-        &[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], // 11-byte varint
+        &[0x0a, 0x05, 1, 2][..], // length past the end
+        &[0x00, 0x01],           // field 0
+        &[0x0f, 0x01],           // wire type 7
+        &[0x0c],                 // end of a group never opened
+        &[0x0b, 0x08, 0x01],     // group never closed
+        &[
+            0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+        ], // 11-byte varint
         &[0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f], // 4 GiB length
         &[0x80, 0x80, 0x80, 0x80, 0x80, 0x01], // 6-byte tag
     ] {
         let error = field_spans(bad, 1).unwrap_err();
         assert_eq!(error.kind(), WireErrorKind::Malformed, "{bad:?}: {error}");
     }
-    let error = scan(&[0x1a, 0x02, 0x80, 0x80], FieldScanner::new(3).unwrap().packed(Packed::Varint), 4);
+    let error = scan(
+        &[0x1a, 0x02, 0x80, 0x80],
+        FieldScanner::new(3).unwrap().packed(Packed::Varint),
+        4,
+    );
     assert_eq!(error.unwrap_err().kind(), WireErrorKind::Malformed);
     assert!(FieldScanner::new(0).is_err());
     assert!(FieldScanner::new(1 << 29).is_err());
@@ -120,7 +151,7 @@ fn groups_are_items_and_skipped_alike() {
     // group holding field 1 (nested: not counted).
     let bytes = [0x0b, 0x10, 0x01, 0x0c, 0x08, 0x07, 0x1b, 0x08, 0x01, 0x1c];
     assert_eq!(field_spans(&bytes, 1).unwrap(), [1..3, 5..6]);
-    assert_eq!(field_spans(&bytes, 3).unwrap(), [7..9]);
+    assert_eq!(field_spans(&bytes, 3).unwrap(), vec![7..9; 1]);
 }
 
 fn frame(message: &[u8]) -> Vec<u8> {
@@ -147,15 +178,27 @@ fn grpc_bodies_are_unframed_and_each_message_counted() {
         }
     }
     let mut messages = GrpcMessages::new(FieldScanner::new(1).unwrap().with_limit(3), 1 << 20);
-    assert_eq!(messages.feed(&body).unwrap_err().kind(), WireErrorKind::TooManyItems);
+    assert_eq!(
+        messages.feed(&body).unwrap_err().kind(),
+        WireErrorKind::TooManyItems
+    );
 
     let mut compressed = frame(&bytes);
     compressed[0] = 1;
     let mut messages = GrpcMessages::new(FieldScanner::new(1).unwrap(), 1 << 20);
-    assert_eq!(messages.feed(&compressed).unwrap_err().kind(), WireErrorKind::Compressed);
+    assert_eq!(
+        messages.feed(&compressed).unwrap_err().kind(),
+        WireErrorKind::Compressed
+    );
     let mut messages = GrpcMessages::new(FieldScanner::new(1).unwrap(), 10);
-    assert_eq!(messages.feed(&frame(&bytes)).unwrap_err().kind(), WireErrorKind::TooLarge);
+    assert_eq!(
+        messages.feed(&frame(&bytes)).unwrap_err().kind(),
+        WireErrorKind::TooLarge
+    );
     let mut messages = GrpcMessages::new(FieldScanner::new(1).unwrap(), 1 << 20);
     messages.feed(&frame(&bytes)[..9]).unwrap();
-    assert_eq!(messages.finish().unwrap_err().kind(), WireErrorKind::Malformed);
+    assert_eq!(
+        messages.finish().unwrap_err().kind(),
+        WireErrorKind::Malformed
+    );
 }
