@@ -1,0 +1,990 @@
+//! The streaming JSON item counter.
+
+use std::{fmt, ops::Range, sync::Arc};
+
+use super::classify::{prefix_xor, Classify, Portable, RawMasks};
+#[cfg(target_arch = "x86_64")]
+use super::simd::Avx2;
+
+/// How deeply a document may nest arrays and objects before the counter refuses it.
+///
+/// 128, as deep as `serde_json` goes before it gives up with "recursion limit exceeded" (it
+/// refuses the 128th level already), so a document the counter refuses for its depth is one a
+/// handler using `serde_json` could not have parsed anyway. The counter never recurses: depth
+/// costs it one bit of state per level, not stack.
+pub const MAX_DEPTH: usize = 128;
+
+/// Counts the items of a JSON bulk body chunk by chunk, as it arrives, without building a value.
+///
+/// The items are the elements of a top-level array. A top-level object, string, number or
+/// literal is one item. With [`ItemCounter::with_field`], the array may instead be the value of
+/// a field of a top-level object (`{"data": [...]}`); an object without that field is one item.
+///
+/// Each item's byte span (from its first to its last byte, whitespace around it excluded) is
+/// recorded as the counter goes, and [`ItemCounter::finish`] returns them. With a limit
+/// ([`ItemCounter::with_limit`]) the counter stops with [`CountErrorKind::TooManyItems`] the
+/// moment the first byte of the item past the limit is fed, whatever follows.
+///
+/// # What is checked
+///
+/// The counter checks everything the count depends on: every string is well-formed (closed,
+/// valid escapes, no raw control characters), brackets balance and match, nesting stays within
+/// [`MAX_DEPTH`], nothing but whitespace follows the top-level value, and the levels that hold
+/// the items follow the JSON grammar exactly (commas between items, no empty or trailing items,
+/// the top-level object's keys and colons, numbers and literals). Inside an item that is an
+/// array or object, only strings and brackets are checked by default — enough to know where the
+/// item ends — so `[{"a" 1}]` counts as one item and the handler's parser, which sees the
+/// unchanged bytes, reports the rest. [`ItemCounter::strict`] checks the whole grammar instead,
+/// at a fraction of the speed. UTF-8 is not checked: it does not change the count, and a
+/// parser checks it when it reads a string.
+///
+/// For every document `serde_json` accepts, the counter agrees with it on the number of
+/// top-level elements and on their bytes (the differential tests feed random documents in
+/// random chunk splits); it never panics, and never needs more memory than the spans it keeps
+/// and one key of the top-level object in field mode.
+///
+/// # Speed
+///
+/// The counter looks at 64 bytes at a time: it turns them into bitmasks (quotes, backslashes,
+/// brackets, control characters), and walks the brackets and the few bytes between items
+/// rather than every byte. On x86-64 CPUs with AVX2 (detected at run time) the bitmasks come
+/// from vector instructions; elsewhere from portable 64-bit arithmetic. Both give identical
+/// results; `BENCHMARKS.md` has the figures.
+///
+/// ```
+/// use tower_api_errors::batch_limit::{CountErrorKind, ItemCounter};
+///
+/// let mut counter = ItemCounter::new();
+/// counter.feed(br#"[{"id": "web_1"}, {"id": "#).unwrap();
+/// counter.feed(br#""web_2"}]"#).unwrap();
+/// let spans = counter.finish().unwrap();
+/// assert_eq!(spans, [1..16, 18..33]);
+///
+/// // With a limit, the third item is refused as soon as its first byte arrives.
+/// let mut counter = ItemCounter::new().with_limit(2);
+/// let error = counter.feed(b"[1, 2, 3").unwrap_err();
+/// assert_eq!(error.kind(), CountErrorKind::TooManyItems);
+/// assert_eq!(error.offset(), 7);
+/// ```
+#[derive(Clone)]
+pub struct ItemCounter {
+    limit: usize,
+    field: Option<Arc<[u8]>>,
+    strict: bool,
+    #[cfg(target_arch = "x86_64")]
+    avx2: Option<Avx2>,
+
+    /// Bytes fed before the block being processed.
+    offset: usize,
+    /// The first byte of the next block is escaped by a backslash ending this one.
+    escape_next: bool,
+    /// Hex digits of a `\u` escape still to come.
+    hex_left: u8,
+    /// All ones while inside a string at the end of the last block.
+    in_string: u64,
+
+    state: State,
+    depth: u32,
+    /// One bit per open container, innermost lowest: 1 for an object, 0 for an array.
+    stack: u128,
+    /// The depth a skipped container returns to when it closes.
+    skip_base: u32,
+    /// Values at this depth are items while `counting`.
+    items_depth: u32,
+    counting: bool,
+    /// The item is one value rather than the elements of an array.
+    single: bool,
+    /// Field mode, and the top-level value is an object.
+    top_object: bool,
+    object_start: usize,
+    field_pending: bool,
+    field_seen: bool,
+    key: Vec<u8>,
+    key_overflow: bool,
+
+    count: usize,
+    item_start: usize,
+    top_end: usize,
+    spans: Vec<Range<usize>>,
+    error: Option<CountError>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// A value must come; `first` right after `[`, where `]` may come instead.
+    Value {
+        first: bool,
+    },
+    /// A key must come; `first` right after `{`, where `}` may come instead.
+    Key {
+        first: bool,
+    },
+    Colon,
+    /// After a value inside a container: `,` or the closing bracket.
+    After,
+    Str(StrKind),
+    Scalar(Scalar),
+    /// Inside a container whose contents do not matter to the count: brackets only.
+    Skip,
+    /// After the top-level value: whitespace only.
+    Done,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StrKind {
+    Value,
+    Key,
+    /// A key of the top-level object in field mode, compared with the field's name.
+    Field,
+}
+
+/// A number or literal being read, by the JSON grammar (RFC 8259 §6), as `serde_json` reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scalar {
+    Minus,
+    Zero,
+    Int,
+    Dot,
+    Frac,
+    Exp,
+    ExpSign,
+    ExpDigits,
+    Word { word: &'static [u8], at: u8 },
+}
+
+impl Scalar {
+    fn start(b: u8) -> Option<Self> {
+        Some(match b {
+            b'-' => Scalar::Minus,
+            b'0' => Scalar::Zero,
+            b'1'..=b'9' => Scalar::Int,
+            b't' => Scalar::Word {
+                word: b"true",
+                at: 1,
+            },
+            b'f' => Scalar::Word {
+                word: b"false",
+                at: 1,
+            },
+            b'n' => Scalar::Word {
+                word: b"null",
+                at: 1,
+            },
+            _ => return None,
+        })
+    }
+
+    /// `Ok(Some(_))` when `b` continues the scalar, `Ok(None)` when the scalar is complete and
+    /// `b` is not part of it, `Err(())` when `b` makes it invalid.
+    #[inline]
+    fn step(self, b: u8) -> Result<Option<Self>, ()> {
+        let digit = b.is_ascii_digit();
+        let next = match self {
+            Scalar::Minus if b == b'0' => Scalar::Zero,
+            Scalar::Minus | Scalar::Dot | Scalar::ExpSign if digit => match self {
+                Scalar::Dot => Scalar::Frac,
+                Scalar::ExpSign => Scalar::ExpDigits,
+                _ => Scalar::Int,
+            },
+            Scalar::Minus | Scalar::Dot | Scalar::ExpSign => return Err(()),
+            // One leading zero only: `01` is not a number.
+            Scalar::Zero if digit => return Err(()),
+            Scalar::Int if digit => Scalar::Int,
+            Scalar::Frac if digit => Scalar::Frac,
+            Scalar::ExpDigits if digit => Scalar::ExpDigits,
+            Scalar::Zero | Scalar::Int if b == b'.' => Scalar::Dot,
+            Scalar::Zero | Scalar::Int | Scalar::Frac if b == b'e' || b == b'E' => Scalar::Exp,
+            Scalar::Zero | Scalar::Int | Scalar::Frac | Scalar::ExpDigits => return Ok(None),
+            Scalar::Exp if b == b'+' || b == b'-' => Scalar::ExpSign,
+            Scalar::Exp if digit => Scalar::ExpDigits,
+            Scalar::Exp => return Err(()),
+            Scalar::Word { word, at } => {
+                let at = usize::from(at);
+                if at == word.len() {
+                    return Ok(None);
+                }
+                if word[at] != b {
+                    return Err(());
+                }
+                Scalar::Word {
+                    word,
+                    at: (at + 1) as u8,
+                }
+            }
+        };
+        Ok(Some(next))
+    }
+
+    fn is_complete(self) -> bool {
+        match self {
+            Scalar::Zero | Scalar::Int | Scalar::Frac | Scalar::ExpDigits => true,
+            Scalar::Word { word, at } => usize::from(at) == word.len(),
+            _ => false,
+        }
+    }
+}
+
+/// The masks the state machine walks, for one block.
+struct Masks {
+    /// Unescaped quotes: where strings open and close.
+    quote: u64,
+    /// Brackets outside strings.
+    brackets: u64,
+}
+
+/// Bits `from..64`.
+#[inline(always)]
+fn from(from: usize) -> u64 {
+    if from >= 64 {
+        0
+    } else {
+        u64::MAX << from
+    }
+}
+
+#[inline(always)]
+fn is_whitespace(b: u8) -> bool {
+    matches!(b, b' ' | b'\n' | b'\r' | b'\t')
+}
+
+/// Bits `0..end`.
+#[inline(always)]
+fn below(end: usize) -> u64 {
+    if end >= 64 {
+        u64::MAX
+    } else {
+        (1 << end) - 1
+    }
+}
+
+impl Default for ItemCounter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ItemCounter {
+    /// A counter with no limit, counting the elements of a top-level array.
+    pub fn new() -> Self {
+        ItemCounter {
+            limit: usize::MAX,
+            field: None,
+            strict: false,
+            #[cfg(target_arch = "x86_64")]
+            avx2: Avx2::detect(),
+            offset: 0,
+            escape_next: false,
+            hex_left: 0,
+            in_string: 0,
+            state: State::Value { first: false },
+            depth: 0,
+            stack: 0,
+            skip_base: 0,
+            items_depth: 0,
+            counting: false,
+            single: false,
+            top_object: false,
+            object_start: 0,
+            field_pending: false,
+            field_seen: false,
+            key: Vec::new(),
+            key_overflow: false,
+            count: 0,
+            item_start: 0,
+            top_end: 0,
+            spans: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// Stops with [`CountErrorKind::TooManyItems`] when item `max + 1` begins.
+    #[must_use]
+    pub fn with_limit(mut self, max: usize) -> Self {
+        self.limit = max;
+        self
+    }
+
+    /// Also looks for the items in the array value of the field `name` of a top-level object,
+    /// e.g. `data` for `{"data": [...]}`.
+    ///
+    /// Keys are compared after unescaping, as a parser reads them (`"d\u0061ta"` is `data`).
+    /// When the field holds something other than an array, that value is the one item; an
+    /// object without the field is one item; a second `name` field in the same object is an
+    /// error ([`CountErrorKind::InvalidJson`]), since parsers disagree on which one wins. A
+    /// top-level array is still counted as usual.
+    #[must_use]
+    pub fn with_field(mut self, name: impl AsRef<str>) -> Self {
+        self.field = Some(Arc::from(name.as_ref().as_bytes()));
+        self
+    }
+
+    /// Checks the whole JSON grammar, inside the items too, not only what the count depends on.
+    ///
+    /// Slower (every byte outside strings goes through the state machine); with it, the
+    /// counter accepts exactly the documents `serde_json` accepts, up to [`MAX_DEPTH`].
+    #[must_use]
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+
+    /// Whether to use the CPU's vector instructions when it has them (the default).
+    ///
+    /// Off, the counter takes its portable path everywhere; the results are identical, only
+    /// the speed differs. Meant for tests and benchmarks.
+    #[must_use]
+    pub fn with_simd(mut self, enabled: bool) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            self.avx2 = if enabled { Avx2::detect() } else { None };
+        }
+        let _ = enabled;
+        self
+    }
+
+    /// Whether this counter classifies bytes with vector instructions.
+    pub fn uses_simd(&self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            self.avx2.is_some()
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    /// Counts the items in the next chunk of the body.
+    ///
+    /// # Errors
+    ///
+    /// The first byte that is not valid JSON ([`CountErrorKind::InvalidJson`]), that nests
+    /// deeper than [`MAX_DEPTH`] ([`CountErrorKind::TooDeep`]), or that begins the item past
+    /// the limit ([`CountErrorKind::TooManyItems`]). Once an error is returned, every later
+    /// call returns it again.
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<Progress, CountError> {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(avx2) = self.avx2 {
+            return avx2.run(self, chunk);
+        }
+        self.run(Portable, chunk)
+    }
+
+    /// Ends the body: checks that the document is complete, and returns the span of each item
+    /// in the bytes fed, in order.
+    ///
+    /// # Errors
+    ///
+    /// Any error [`ItemCounter::feed`] returned; [`CountErrorKind::InvalidJson`] when the
+    /// document is empty or incomplete; [`CountErrorKind::TooManyItems`] when, in field mode,
+    /// the object counts as one item and the limit is zero.
+    pub fn finish(mut self) -> Result<Vec<Range<usize>>, CountError> {
+        if let Some(error) = self.error.take() {
+            return Err(error);
+        }
+        let end = self.offset;
+        if let State::Scalar(scalar) = self.state {
+            if !scalar.is_complete() {
+                return Err(self.invalid(end, "unexpected end of a number or literal"));
+            }
+            self.value_done(end);
+        }
+        if self.state != State::Done {
+            let reason = if self.state == (State::Value { first: false }) && self.depth == 0 {
+                "no JSON value"
+            } else {
+                "unexpected end of the document"
+            };
+            return Err(self.invalid(end, reason));
+        }
+        if self.top_object && !self.field_seen {
+            if self.limit == 0 {
+                return Err(CountError::new(
+                    CountErrorKind::TooManyItems,
+                    self.object_start,
+                    "too many items",
+                ));
+            }
+            self.count = 1;
+            self.spans.clear();
+            self.spans.push(self.object_start..self.top_end);
+        }
+        Ok(self.spans)
+    }
+
+    /// The items begun so far.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The spans of the items complete so far.
+    pub fn spans(&self) -> &[Range<usize>] {
+        &self.spans
+    }
+
+    /// How many bytes were fed.
+    pub fn bytes_fed(&self) -> usize {
+        self.offset
+    }
+
+    fn progress(&self) -> Progress {
+        Progress {
+            items: self.count,
+            complete: self.state == State::Done,
+        }
+    }
+
+    /// The block loop, generic over the classification so that the vector path gets its own
+    /// copy compiled with the vector instructions enabled.
+    #[inline(always)]
+    pub(crate) fn run<K: Classify>(
+        &mut self,
+        classifier: K,
+        chunk: &[u8],
+    ) -> Result<Progress, CountError> {
+        if let Some(error) = &self.error {
+            return Err(error.clone());
+        }
+        let mut blocks = chunk.chunks_exact(64);
+        for block in blocks.by_ref() {
+            let block: &[u8; 64] = block.try_into().expect("a block of 64 bytes");
+            let raw = classifier.classify(block);
+            if let Err(error) = self.block(block, 64, raw) {
+                self.error = Some(error.clone());
+                return Err(error);
+            }
+        }
+        let rest = blocks.remainder();
+        if !rest.is_empty() {
+            // The tail is counted now, not kept for later: a client that stops sending right
+            // after the item past the limit must be refused without waiting for more bytes.
+            let mut padded = [0; 64];
+            padded[..rest.len()].copy_from_slice(rest);
+            let raw = classifier.classify(&padded);
+            if let Err(error) = self.block(&padded, rest.len(), raw) {
+                self.error = Some(error.clone());
+                return Err(error);
+            }
+        }
+        Ok(self.progress())
+    }
+
+    /// Processes the first `n` bytes of `bytes` (the rest is padding).
+    #[inline(always)]
+    fn block(&mut self, bytes: &[u8; 64], n: usize, raw: RawMasks) -> Result<(), CountError> {
+        let valid = below(n);
+        let mut bad = 0u64;
+
+        // Hex digits of a `\u` escape that began in the previous block.
+        if self.hex_left > 0 {
+            let take = usize::from(self.hex_left).min(n);
+            if let Some(p) = bytes[..take].iter().position(|b| !b.is_ascii_hexdigit()) {
+                bad |= 1 << p;
+            }
+            self.hex_left -= take as u8;
+        }
+
+        // Escapes, one backslash at a time: rare in real JSON, and exact across blocks.
+        let mut escaped = u64::from(self.escape_next);
+        let mut backslashes = raw.backslash & valid & !escaped;
+        if backslashes != 0 || escaped != 0 {
+            let mut escaping = 0u64;
+            while backslashes != 0 {
+                let i = backslashes.trailing_zeros();
+                escaping |= 1 << i;
+                backslashes &= backslashes - 1;
+                if i < 63 {
+                    let next = 1 << (i + 1);
+                    escaped |= next;
+                    backslashes &= !next;
+                }
+            }
+            self.escape_next = (escaping >> (n - 1)) & 1 == 1;
+            // `\"` and `\\` are valid as they are; the other escaped bytes are looked at.
+            let mut escapes = escaped & valid & !(raw.quote | raw.backslash);
+            while escapes != 0 {
+                let e = escapes.trailing_zeros() as usize;
+                escapes &= escapes - 1;
+                match bytes[e] {
+                    b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                    b'u' => {
+                        let digits = &bytes[e + 1..n.min(e + 5)];
+                        match digits.iter().position(|b| !b.is_ascii_hexdigit()) {
+                            Some(p) => bad |= 1 << (e + 1 + p),
+                            None => self.hex_left = (4 - digits.len()) as u8,
+                        }
+                    }
+                    _ => bad |= 1 << e,
+                }
+            }
+        }
+
+        let quote = raw.quote & valid & !escaped;
+        let in_string = prefix_xor(quote) ^ self.in_string;
+        self.in_string = ((in_string as i64) >> 63) as u64;
+        let raw_control = raw.ctrl & in_string & valid;
+        bad |= raw_control;
+
+        let masks = Masks {
+            quote,
+            brackets: raw.bracket & valid & !in_string,
+        };
+        let end = if bad == 0 {
+            n
+        } else {
+            bad.trailing_zeros() as usize
+        };
+        self.machine(bytes, &masks, end)?;
+        if end < n {
+            let reason = if raw_control >> end & 1 == 1 {
+                "control character in a string"
+            } else {
+                "invalid escape in a string"
+            };
+            return Err(self.invalid(self.offset + end, reason));
+        }
+        self.offset += n;
+        Ok(())
+    }
+
+    /// Runs the state machine over bytes `0..end` of the block.
+    #[inline(always)]
+    fn machine(&mut self, bytes: &[u8; 64], masks: &Masks, end: usize) -> Result<(), CountError> {
+        let mut i = 0;
+        while i < end {
+            match self.state {
+                State::Skip => {
+                    // The hot loop: bracket to bracket, state in registers.
+                    let mut brackets = masks.brackets & from(i) & below(end);
+                    let (mut depth, mut stack) = (self.depth, self.stack);
+                    i = end;
+                    while brackets != 0 {
+                        let j = brackets.trailing_zeros() as usize;
+                        brackets &= brackets - 1;
+                        let b = bytes[j];
+                        let object = u128::from(b >> 5 & 1);
+                        // `[` and `{` have bit 0x02 set, `]` and `}` do not.
+                        if b & 0x02 != 0 {
+                            if depth as usize == MAX_DEPTH {
+                                self.depth = depth;
+                                return Err(self.too_deep(j));
+                            }
+                            stack = stack << 1 | object;
+                            depth += 1;
+                        } else {
+                            if stack & 1 != object {
+                                return Err(
+                                    self.invalid(self.offset + j, "mismatched closing bracket")
+                                );
+                            }
+                            stack >>= 1;
+                            depth -= 1;
+                            if depth == self.skip_base {
+                                self.depth = depth;
+                                self.stack = stack;
+                                self.value_done(self.offset + j + 1);
+                                i = j + 1;
+                                // From one item to the next without leaving the loop: `,`
+                                // and the next array or object, in this block.
+                                let Some(next) = self.next_container_item(bytes, i, end) else {
+                                    break;
+                                };
+                                self.value_start(bytes[next], self.offset + next)?;
+                                self.push(bytes[next], next)?;
+                                self.state = State::Skip;
+                                depth += 1;
+                                stack = self.stack;
+                                brackets = masks.brackets & from(next + 1) & below(end);
+                                i = end;
+                            }
+                        }
+                    }
+                    if i == end {
+                        self.depth = depth;
+                        self.stack = stack;
+                    }
+                }
+                State::Str(kind) => {
+                    let quotes = masks.quote & from(i) & below(end);
+                    if quotes == 0 {
+                        if kind == StrKind::Field {
+                            self.capture(&bytes[i..end]);
+                        }
+                        i = end;
+                    } else {
+                        let q = quotes.trailing_zeros() as usize;
+                        if kind == StrKind::Field {
+                            self.capture(&bytes[i..q]);
+                        }
+                        i = q + 1;
+                        self.string_done(kind, self.offset + i)?;
+                    }
+                }
+                State::Scalar(mut scalar) => loop {
+                    if i == end {
+                        self.state = State::Scalar(scalar);
+                        break;
+                    }
+                    match scalar.step(bytes[i]) {
+                        Ok(Some(next)) => {
+                            scalar = next;
+                            i += 1;
+                        }
+                        // The byte after the scalar is looked at again by the grammar.
+                        Ok(None) => {
+                            self.value_done(self.offset + i);
+                            break;
+                        }
+                        Err(()) => {
+                            return Err(self.invalid(self.offset + i, "invalid number or literal"))
+                        }
+                    }
+                },
+                _ => {
+                    self.step(bytes[i], i, masks)?;
+                    i += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After an item of the counted array ended just before `i`: the position of the next item
+    /// when it is an array or object that begins in this block after a comma, so the bracket
+    /// loop can go on.
+    #[inline(always)]
+    fn next_container_item(&self, bytes: &[u8; 64], mut i: usize, end: usize) -> Option<usize> {
+        if !self.counting || self.single || self.depth != self.items_depth || self.strict {
+            return None;
+        }
+        while i < end && is_whitespace(bytes[i]) {
+            i += 1;
+        }
+        if i == end || bytes[i] != b',' {
+            return None;
+        }
+        i += 1;
+        while i < end && is_whitespace(bytes[i]) {
+            i += 1;
+        }
+        (i < end && (bytes[i] == b'{' || bytes[i] == b'[')).then_some(i)
+    }
+
+    /// One byte of grammar outside strings and scalars.
+    #[inline]
+    fn step(&mut self, b: u8, i: usize, masks: &Masks) -> Result<(), CountError> {
+        if is_whitespace(b) {
+            return Ok(());
+        }
+        let pos = self.offset + i;
+        match self.state {
+            State::Value { first } => match b {
+                b'[' | b'{' => {
+                    let walk = self.value_start(b, pos)?;
+                    self.push(b, i)?;
+                    self.state = match (walk, b) {
+                        (true, b'[') => State::Value { first: true },
+                        (true, _) => State::Key { first: true },
+                        (false, _) => {
+                            self.skip_base = self.depth - 1;
+                            State::Skip
+                        }
+                    };
+                    Ok(())
+                }
+                b'"' => {
+                    self.value_start(b, pos)?;
+                    self.open_string(masks, i, StrKind::Value)
+                }
+                b']' if first => self.close(b, i),
+                _ => match Scalar::start(b) {
+                    Some(scalar) => {
+                        self.value_start(b, pos)?;
+                        self.state = State::Scalar(scalar);
+                        Ok(())
+                    }
+                    None => Err(self.invalid(pos, "expected a value")),
+                },
+            },
+            State::Key { first } => match b {
+                b'"' => {
+                    let kind = if self.top_object && self.depth == 1 {
+                        self.key.clear();
+                        self.key_overflow = false;
+                        StrKind::Field
+                    } else {
+                        StrKind::Key
+                    };
+                    self.open_string(masks, i, kind)
+                }
+                b'}' if first => self.close(b, i),
+                _ => Err(self.invalid(pos, "expected a key")),
+            },
+            State::Colon if b == b':' => {
+                self.state = State::Value { first: false };
+                Ok(())
+            }
+            State::Colon => Err(self.invalid(pos, "expected ':'")),
+            State::After => match b {
+                b',' => {
+                    self.state = if self.stack & 1 == 1 {
+                        State::Key { first: false }
+                    } else {
+                        State::Value { first: false }
+                    };
+                    Ok(())
+                }
+                b']' | b'}' => self.close(b, i),
+                _ => Err(self.invalid(pos, "expected ',' or a closing bracket")),
+            },
+            State::Done => Err(self.invalid(pos, "trailing characters after the document")),
+            State::Str(_) | State::Scalar(_) | State::Skip => {
+                Err(self.invalid(pos, "internal state error"))
+            }
+        }
+    }
+
+    fn open_string(&mut self, masks: &Masks, i: usize, kind: StrKind) -> Result<(), CountError> {
+        // Always true for a document that is valid so far; a stray backslash before a quote
+        // outside strings breaks it, and must not desynchronise the masks from the grammar.
+        if masks.quote >> i & 1 == 0 {
+            return Err(self.invalid(self.offset + i, "unexpected escaped quote"));
+        }
+        self.state = State::Str(kind);
+        Ok(())
+    }
+
+    /// A value begins at `pos` with `b`. Starts counting where the items are, counts the value
+    /// if it is an item, and says whether a container it opens is walked token by token
+    /// (`true`) or skipped bracket to bracket.
+    #[inline]
+    fn value_start(&mut self, b: u8, pos: usize) -> Result<bool, CountError> {
+        if self.depth == 0 {
+            if b == b'[' {
+                self.counting = true;
+                self.items_depth = 1;
+                return Ok(true);
+            }
+            if b == b'{' && self.field.is_some() {
+                self.top_object = true;
+                self.object_start = pos;
+                return Ok(true);
+            }
+            self.counting = true;
+            self.single = true;
+            self.items_depth = 0;
+        } else if self.field_pending {
+            self.field_pending = false;
+            self.counting = true;
+            if b == b'[' {
+                self.items_depth = 2;
+                return Ok(true);
+            }
+            self.single = true;
+            self.items_depth = 1;
+        }
+        if self.counting && self.depth == self.items_depth {
+            if self.count == self.limit {
+                return Err(CountError::new(
+                    CountErrorKind::TooManyItems,
+                    pos,
+                    "too many items",
+                ));
+            }
+            self.count += 1;
+            self.item_start = pos;
+        }
+        Ok(self.strict)
+    }
+
+    /// A value ended just before `end`.
+    #[inline]
+    fn value_done(&mut self, end: usize) {
+        if self.counting && self.depth == self.items_depth {
+            self.spans.push(self.item_start..end);
+            if self.single {
+                self.counting = false;
+            }
+        }
+        if self.depth == 0 {
+            self.top_end = end;
+            self.state = State::Done;
+        } else {
+            self.state = State::After;
+        }
+    }
+
+    fn string_done(&mut self, kind: StrKind, end: usize) -> Result<(), CountError> {
+        match kind {
+            StrKind::Value => self.value_done(end),
+            StrKind::Key => self.state = State::Colon,
+            StrKind::Field => {
+                if self.key_matches() {
+                    if self.field_seen {
+                        return Err(self.invalid(end - 1, "the items field appears twice"));
+                    }
+                    self.field_seen = true;
+                    self.field_pending = true;
+                }
+                self.state = State::Colon;
+            }
+        }
+        Ok(())
+    }
+
+    fn capture(&mut self, bytes: &[u8]) {
+        let field = self.field.as_deref().unwrap_or_default();
+        // `\uXXXX` is the longest spelling of one byte of the name: six bytes.
+        if self.key_overflow || self.key.len() + bytes.len() > 6 * field.len() {
+            self.key_overflow = true;
+            return;
+        }
+        self.key.extend_from_slice(bytes);
+    }
+
+    fn key_matches(&self) -> bool {
+        let Some(field) = self.field.as_deref() else {
+            return false;
+        };
+        if self.key_overflow {
+            return false;
+        }
+        if !self.key.contains(&b'\\') {
+            return self.key == field;
+        }
+        let mut quoted = Vec::with_capacity(self.key.len() + 2);
+        quoted.push(b'"');
+        quoted.extend_from_slice(&self.key);
+        quoted.push(b'"');
+        serde_json::from_slice::<String>(&quoted).is_ok_and(|key| key.as_bytes() == field)
+    }
+
+    #[inline]
+    fn push(&mut self, b: u8, i: usize) -> Result<(), CountError> {
+        if self.depth as usize == MAX_DEPTH {
+            return Err(self.too_deep(i));
+        }
+        self.stack = self.stack << 1 | u128::from(b == b'{');
+        self.depth += 1;
+        Ok(())
+    }
+
+    #[inline]
+    fn pop(&mut self, b: u8, i: usize) -> Result<(), CountError> {
+        if self.depth == 0 || (self.stack & 1 == 1) != (b == b'}') {
+            return Err(self.invalid(self.offset + i, "mismatched closing bracket"));
+        }
+        self.stack >>= 1;
+        self.depth -= 1;
+        Ok(())
+    }
+
+    fn close(&mut self, b: u8, i: usize) -> Result<(), CountError> {
+        self.pop(b, i)?;
+        if self.counting && !self.single && self.depth + 1 == self.items_depth {
+            self.counting = false;
+        }
+        self.value_done(self.offset + i + 1);
+        Ok(())
+    }
+
+    #[cold]
+    fn too_deep(&self, i: usize) -> CountError {
+        CountError::new(
+            CountErrorKind::TooDeep,
+            self.offset + i,
+            "nested too deeply",
+        )
+    }
+
+    #[cold]
+    fn invalid(&self, offset: usize, reason: &'static str) -> CountError {
+        CountError::new(CountErrorKind::InvalidJson, offset, reason)
+    }
+}
+
+impl fmt::Debug for ItemCounter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ItemCounter")
+            .field("limit", &self.limit)
+            .field("field", &self.field.as_deref().map(String::from_utf8_lossy))
+            .field("strict", &self.strict)
+            .field("simd", &self.uses_simd())
+            .field("bytes_fed", &self.offset)
+            .field("count", &self.count)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a count stands after a chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    items: usize,
+    complete: bool,
+}
+
+impl Progress {
+    /// The items begun so far. In field mode, an object without the field becomes one item
+    /// only at [`ItemCounter::finish`].
+    pub fn items(&self) -> usize {
+        self.items
+    }
+
+    /// Whether the top-level value is complete (only whitespace may follow).
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+}
+
+/// Why a count stopped: the body is not JSON, nests too deeply, or has too many items.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CountError {
+    kind: CountErrorKind,
+    offset: usize,
+    reason: &'static str,
+}
+
+/// The kind of a [`CountError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CountErrorKind {
+    /// The item past the limit began.
+    TooManyItems,
+    /// The body is not well-formed JSON (or is incomplete).
+    InvalidJson,
+    /// The body nests arrays and objects deeper than [`MAX_DEPTH`].
+    TooDeep,
+}
+
+impl CountError {
+    pub(crate) fn new(kind: CountErrorKind, offset: usize, reason: &'static str) -> Self {
+        CountError {
+            kind,
+            offset,
+            reason,
+        }
+    }
+
+    /// The kind of error.
+    pub fn kind(&self) -> CountErrorKind {
+        self.kind
+    }
+
+    /// The byte offset in the body where the error was found: the first byte of the item past
+    /// the limit, the first invalid byte, or the end of the body when it ended too early.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+}
+
+impl fmt::Display for CountError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at byte {}", self.reason, self.offset)
+    }
+}
+
+impl std::error::Error for CountError {}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,190 @@
+use std::{fmt, sync::Arc};
+
+use http::Method;
+use tower_layer::Layer;
+
+use super::{
+    count::{DefaultCounter, GrpcItems, OtherBodies},
+    BatchLimit,
+};
+use crate::dialect::Bulk;
+
+/// The seed's limits: 5 items for `POST`, `PUT`, `PATCH` and `DELETE`, 10 for `GET`.
+const DEFAULT_LIMITS: [(Method, usize); 5] = [
+    (Method::GET, 10),
+    (Method::POST, 5),
+    (Method::PUT, 5),
+    (Method::PATCH, 5),
+    (Method::DELETE, 5),
+];
+
+/// The default byte cap: 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Applies [`BatchLimit`] to a service: refuses bulk requests with too many items.
+///
+/// See the [module docs](super) for what it does and examples.
+#[derive(Clone)]
+#[must_use]
+pub struct BatchLimitLayer<D = Bulk, C = DefaultCounter> {
+    limits: Vec<(Method, usize)>,
+    max_body_bytes: usize,
+    dialect: D,
+    counter: C,
+}
+
+impl BatchLimitLayer {
+    /// The seed's limits (5 items for `POST`, `PUT`, `PATCH`, `DELETE`; 10 for `GET`), a
+    /// 1 MiB byte cap, the bulk dialect and the [`DefaultCounter`].
+    pub fn new() -> Self {
+        BatchLimitLayer {
+            limits: DEFAULT_LIMITS.to_vec(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            dialect: Bulk,
+            counter: DefaultCounter::new(),
+        }
+    }
+}
+
+impl Default for BatchLimitLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<D, C> BatchLimitLayer<D, C> {
+    /// At most `max_items` items per request with `method` (replacing its limit, if any).
+    pub fn limit(mut self, method: Method, max_items: usize) -> Self {
+        self.limits.retain(|(existing, _)| *existing != method);
+        self.limits.push((method, max_items));
+        self
+    }
+
+    /// Requests with `method` pass untouched.
+    pub fn no_limit(mut self, method: &Method) -> Self {
+        self.limits.retain(|(existing, _)| existing != method);
+        self
+    }
+
+    /// The largest body the layer reads, in bytes (1 MiB by default). A request declaring a
+    /// larger `Content-Length` is refused before any byte is read; one whose body grows past
+    /// it is refused when it does. Either way: `payload_too_large` (413).
+    pub fn max_body_bytes(mut self, max: usize) -> Self {
+        self.max_body_bytes = max;
+        self
+    }
+
+    /// Answers in `dialect` instead.
+    pub fn dialect<D2>(self, dialect: D2) -> BatchLimitLayer<D2, C> {
+        BatchLimitLayer {
+            limits: self.limits,
+            max_body_bytes: self.max_body_bytes,
+            dialect,
+            counter: self.counter,
+        }
+    }
+
+    /// Counts items with `counter` instead: a [`CountItems`](super::CountItems)
+    /// implementation or a closure.
+    pub fn counter<C2>(self, counter: C2) -> BatchLimitLayer<D, C2> {
+        BatchLimitLayer {
+            limits: self.limits,
+            max_body_bytes: self.max_body_bytes,
+            dialect: self.dialect,
+            counter,
+        }
+    }
+}
+
+impl<D> BatchLimitLayer<D, DefaultCounter> {
+    /// See [`DefaultCounter::json_field`].
+    pub fn json_field(self, name: impl Into<String>) -> Self {
+        self.map_counter(|counter| counter.json_field(name))
+    }
+
+    /// See [`DefaultCounter::query_param`].
+    pub fn query_param(self, name: impl Into<String>) -> Self {
+        self.map_counter(|counter| counter.query_param(name))
+    }
+
+    /// See [`DefaultCounter::no_query_param`].
+    pub fn no_query_param(self) -> Self {
+        self.map_counter(DefaultCounter::no_query_param)
+    }
+
+    /// See [`DefaultCounter::strict_json`].
+    pub fn strict_json(self, strict: bool) -> Self {
+        self.map_counter(|counter| counter.strict_json(strict))
+    }
+
+    /// See [`DefaultCounter::other_bodies`].
+    pub fn other_bodies(self, other: OtherBodies) -> Self {
+        self.map_counter(|counter| counter.other_bodies(other))
+    }
+
+    /// See [`DefaultCounter::grpc`].
+    pub fn grpc(self, items: GrpcItems) -> Self {
+        self.map_counter(|counter| counter.grpc(items))
+    }
+
+    fn map_counter(mut self, f: impl FnOnce(DefaultCounter) -> DefaultCounter) -> Self {
+        self.counter = f(self.counter);
+        self
+    }
+}
+
+impl<S, D: Clone, C: Clone> Layer<S> for BatchLimitLayer<D, C> {
+    type Service = BatchLimit<S, D, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        BatchLimit::from_shared(
+            inner,
+            Arc::new(Shared {
+                limits: self.limits.clone().into(),
+                max_body_bytes: self.max_body_bytes,
+                dialect: self.dialect.clone(),
+                counter: self.counter.clone(),
+            }),
+        )
+    }
+}
+
+impl<D: fmt::Debug, C: fmt::Debug> fmt::Debug for BatchLimitLayer<D, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BatchLimitLayer")
+            .field("limits", &self.limits)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("dialect", &self.dialect)
+            .field("counter", &self.counter)
+            .finish()
+    }
+}
+
+/// The configuration shared by a service's clones and its futures.
+#[derive(Debug)]
+pub(crate) struct Shared<D, C> {
+    pub(crate) limits: Box<[(Method, usize)]>,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) dialect: D,
+    pub(crate) counter: C,
+}
+
+impl<D, C> Shared<D, C> {
+    pub(crate) fn limit(&self, method: &Method) -> Option<usize> {
+        self.limits
+            .iter()
+            .find(|(limited, _)| limited == method)
+            .map(|&(_, max)| max)
+    }
+}
+
+impl Shared<Bulk, DefaultCounter> {
+    pub(crate) fn new() -> Self {
+        Shared {
+            limits: DEFAULT_LIMITS.to_vec().into(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            dialect: Bulk,
+            counter: DefaultCounter::new(),
+        }
+    }
+}

@@ -1,0 +1,158 @@
+use std::{
+    fmt, mem,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http::{header, Request, Response};
+use http_body::Body;
+use tower_service::Service;
+
+use super::{
+    count::{CountItems, DefaultCounter, Start},
+    future::{Job, ResponseFuture},
+    layer::Shared,
+    BatchLimitLayer,
+};
+use crate::{
+    body::{RequestBody, ResponseBody},
+    dialect::{Bulk, Dialect},
+    error::{ApiError, ErrorCode},
+};
+
+/// Refuses bulk requests with more items than allowed, counting them as the body arrives.
+///
+/// Made by [`BatchLimitLayer`]; see the [module docs](super).
+pub struct BatchLimit<S, D = Bulk, C = DefaultCounter> {
+    inner: S,
+    shared: Arc<Shared<D, C>>,
+}
+
+impl<S> BatchLimit<S> {
+    /// Wraps `inner` with the default configuration (see [`BatchLimitLayer::new`]).
+    pub fn new(inner: S) -> Self {
+        Self::from_shared(inner, Arc::new(Shared::new()))
+    }
+
+    /// A [`BatchLimitLayer`] with the default configuration, to configure further.
+    pub fn layer() -> BatchLimitLayer {
+        BatchLimitLayer::new()
+    }
+}
+
+impl<S, D, C> BatchLimit<S, D, C> {
+    pub(crate) fn from_shared(inner: S, shared: Arc<Shared<D, C>>) -> Self {
+        BatchLimit { inner, shared }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, D, C> Clone for BatchLimit<S, D, C> {
+    fn clone(&self) -> Self {
+        BatchLimit {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S: fmt::Debug, D: fmt::Debug, C: fmt::Debug> fmt::Debug for BatchLimit<S, D, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BatchLimit")
+            .field("inner", &self.inner)
+            .field("limits", &self.shared.limits)
+            .field("max_body_bytes", &self.shared.max_body_bytes)
+            .field("dialect", &self.shared.dialect)
+            .field("counter", &self.shared.counter)
+            .finish()
+    }
+}
+
+impl<S, B, ResBody, D, C> Service<Request<B>> for BatchLimit<S, D, C>
+where
+    S: Service<Request<RequestBody<B>>, Response = Response<ResBody>> + Clone,
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    D: Dialect,
+    C: CountItems,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, B, D, C>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let shared = &self.shared;
+        let Some(max_items) = shared.limit(request.method()) else {
+            return ResponseFuture::calling(self.inner.call(request.map(RequestBody::streaming)));
+        };
+        let (head, body) = request.into_parts();
+        let count = match shared
+            .counter
+            .start(&head, max_items, shared.max_body_bytes)
+        {
+            Start::Count(count) => count,
+            Start::Pass => {
+                let request = Request::from_parts(head, RequestBody::streaming(body));
+                return ResponseFuture::calling(self.inner.call(request));
+            }
+            Start::Refuse(error) => return ResponseFuture::refused(&head, &shared.dialect, &error),
+        };
+        if body.is_end_stream() {
+            return match shared.counter.finish(count, &head, &Bytes::new()) {
+                Ok(items) => {
+                    let mut request = Request::from_parts(head, RequestBody::streaming(body));
+                    if let Some(items) = items {
+                        request.extensions_mut().insert(items);
+                    }
+                    ResponseFuture::calling(self.inner.call(request))
+                }
+                Err(error) => ResponseFuture::refused(&head, &shared.dialect, &error),
+            };
+        }
+        let declared = head
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+            .or_else(|| body.size_hint().exact());
+        if declared.is_some_and(|length| length > shared.max_body_bytes as u64) {
+            let error = payload_too_large(shared.max_body_bytes);
+            return ResponseFuture::refused(&head, &shared.dialect, &error);
+        }
+        // The ready service goes into the future; this one gets a clone, which is polled ready
+        // before its next call.
+        let clone = self.inner.clone();
+        let service = mem::replace(&mut self.inner, clone);
+        let expected = declared.map_or(0, |length| length as usize);
+        ResponseFuture::reading(
+            body,
+            Job::new(service, head, count, expected),
+            Arc::clone(shared),
+        )
+    }
+}
+
+pub(crate) fn payload_too_large(max_body_bytes: usize) -> ApiError {
+    ApiError::new(ErrorCode::PayloadTooLarge).with_detail(format!(
+        "payload_too_large: at most {max_body_bytes} bytes per request body"
+    ))
+}
