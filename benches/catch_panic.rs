@@ -1,2 +1,101 @@
-//! Placeholder until the benchmark lands.
-fn main() {}
+//! Per-request cost of catching panics on a request that does not panic: a bare service,
+//! tower-http's `CatchPanicLayer`, and this crate's `CatchPanicLayer`, in one run.
+//!
+//! Each iteration calls the service, polls the response future, and polls the response body to
+//! its end, then drops the response, so the body wrapper's cost counts. Requests are built
+//! outside the timed part, with the URI in shared bytes as hyper hands it on.
+//!
+//! `cargo bench --bench catch_panic -- --warm-up-time 1 --measurement-time 3`
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    hint::black_box,
+    pin::pin,
+    task::{Context, Poll, Waker},
+};
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use http::{header, Request, Response, Uri};
+use http_body::Body;
+use http_body_util::Full;
+use tower::{service_fn, Layer, Service};
+use tower_api_errors::{catch_panic::CatchPanicLayer, dialect::Coded};
+
+fn request() -> Request<Full<Bytes>> {
+    let target = Bytes::from(b"/v1/webhooks/web_123?expand=account".to_vec());
+    // hyper parses the request target out of its read buffer: the URI shares those bytes.
+    let _promote_to_shared = target.clone();
+    Request::get(Uri::from_maybe_shared(target).unwrap())
+        .header(header::HOST, "api.example.com")
+        .header(header::USER_AGENT, "bench/1.0")
+        .header(header::ACCEPT, "application/json")
+        .header(header::AUTHORIZATION, "Bearer sk_test_0123456789")
+        .body(Full::default())
+        .unwrap()
+}
+
+async fn handler(_: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
+    Ok(Response::new(Full::new(Bytes::from_static(
+        br#"{"id":"web_123","url":"https://example.com/hook"}"#,
+    ))))
+}
+
+/// Calls `service` once and polls the response and its body to the end, without a runtime:
+/// the handler never waits.
+fn run<S, B>(service: &mut S, request: Request<Full<Bytes>>)
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: Body,
+    B::Error: std::fmt::Debug,
+{
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(service.poll_ready(&mut cx).is_ready());
+    let future = pin!(service.call(request));
+    let Poll::Ready(response) = future.poll(&mut cx) else {
+        unreachable!("the handler is always ready")
+    };
+    let response = response.unwrap();
+    black_box(response.status());
+    let mut body = pin!(response.into_body());
+    while let Poll::Ready(Some(frame)) = body.as_mut().poll_frame(&mut cx) {
+        black_box(frame.unwrap());
+    }
+}
+
+fn catch_panic(c: &mut Criterion) {
+    let mut group = c.benchmark_group("catch_panic");
+
+    let mut bare = service_fn(handler);
+    group.bench_function("bare", |b| {
+        b.iter_batched(request, |req| run(&mut bare, req), BatchSize::SmallInput)
+    });
+
+    let mut tower_http = tower_http::catch_panic::CatchPanicLayer::new().layer(service_fn(handler));
+    group.bench_function("tower_http", |b| {
+        b.iter_batched(
+            request,
+            |req| run(&mut tower_http, req),
+            BatchSize::SmallInput,
+        )
+    });
+
+    let mut ours = CatchPanicLayer::new().layer(service_fn(handler));
+    group.bench_function("tower_api_errors", |b| {
+        b.iter_batched(request, |req| run(&mut ours, req), BatchSize::SmallInput)
+    });
+
+    let mut coded = CatchPanicLayer::new()
+        .dialect(Coded::new())
+        .layer(service_fn(handler));
+    group.bench_function("tower_api_errors_coded", |b| {
+        b.iter_batched(request, |req| run(&mut coded, req), BatchSize::SmallInput)
+    });
+
+    group.finish();
+}
+
+criterion_group!(benches, catch_panic);
+criterion_main!(benches);

@@ -131,9 +131,8 @@ async fn serve_hyper() -> SocketAddr {
             let (stream, _) = listener.accept().await.unwrap();
             let service = service.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request| {
-                    service.clone().oneshot(request)
-                });
+                let service =
+                    hyper::service::service_fn(move |request| service.clone().oneshot(request));
                 // A connection aborted by a body panic ends with an error: expected here.
                 let _ = auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), service)
@@ -166,7 +165,11 @@ async fn send(
 
 /// The client side of the connection a response came on.
 fn connection(response: &Response<Incoming>) -> SocketAddr {
-    response.extensions().get::<HttpInfo>().unwrap().local_addr()
+    response
+        .extensions()
+        .get::<HttpInfo>()
+        .unwrap()
+        .local_addr()
 }
 
 /// Reads a body frame by frame: the bytes received, and how it ended.
@@ -190,7 +193,10 @@ async fn read(response: Response<Incoming>) -> (Vec<u8>, Result<(), hyper::Error
 async fn complete(response: Response<Incoming>) -> String {
     for (name, value) in response.headers() {
         assert!(
-            !value.as_bytes().windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+            !value
+                .as_bytes()
+                .windows(SECRET.len())
+                .any(|w| w == SECRET.as_bytes()),
             "{name} leaks the panic"
         );
     }
@@ -269,7 +275,11 @@ async fn axum_handler_panic_is_bulk_server_error_on_a_connection_that_keeps_serv
     assert_eq!(complete(response).await, r#"{"error":"server_error"}"#);
 
     let response = send(&client, Method::GET, addr, "/ok").await;
-    assert_eq!(connection(&response), panicked_on, "same keep-alive connection");
+    assert_eq!(
+        connection(&response),
+        panicked_on,
+        "same keep-alive connection"
+    );
     assert_eq!(complete(response).await, "fine");
 
     let logs = logs.text();
@@ -308,9 +318,16 @@ async fn axum_body_panic_aborts_the_response_over_http1_and_http2() {
     for http2 in [false, true] {
         let client = client(http2);
         let response = send(&client, Method::GET, addr, "/stream").await;
-        assert_eq!(response.status(), StatusCode::OK, "the head was already out");
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "the head was already out"
+        );
         let (bytes, end) = read(response).await;
-        assert!(end.is_err(), "http2={http2}: the body must fail, not end cleanly");
+        assert!(
+            end.is_err(),
+            "http2={http2}: the body must fail, not end cleanly"
+        );
         assert!(b"first chunk".starts_with(&bytes), "{bytes:?}");
         if !http2 {
             // HTTP/1.1: the chunk was written before the panic; the connection is then closed
@@ -360,7 +377,10 @@ async fn hyper_body_panic_aborts_the_response_over_http1_and_http2() {
         let response = send(&client, Method::GET, addr, "/stream").await;
         assert_eq!(response.status(), StatusCode::OK);
         let (bytes, end) = read(response).await;
-        assert!(end.is_err(), "http2={http2}: the body must fail, not end cleanly");
+        assert!(
+            end.is_err(),
+            "http2={http2}: the body must fail, not end cleanly"
+        );
         assert!(b"first chunk".starts_with(&bytes), "{bytes:?}");
         if !http2 {
             assert_eq!(bytes, b"first chunk");

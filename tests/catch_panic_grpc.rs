@@ -127,7 +127,11 @@ impl Service<http::Request<Body>> for Probe {
                 let panics = path == "/test.Probe/Stream";
                 Box::pin(async move {
                     let stream = tower::service_fn(move |_: tonic::Request<Ping>| async move {
-                        let messages = Messages { sent: 0, waited: false, panics };
+                        let messages = Messages {
+                            sent: 0,
+                            waited: false,
+                            panics,
+                        };
                         Ok::<_, Status>(tonic::Response::new(messages))
                     });
                     Ok(Grpc::new(codec).server_streaming(stream, request).await)
@@ -195,7 +199,10 @@ fn assert_internal(status: &Status) {
     assert_eq!(status.message(), "server_error");
     assert!(status.details().is_empty());
     let debug = format!("{:?}", status.metadata());
-    assert!(!debug.contains(SECRET) && !debug.contains("deliberate"), "{debug}");
+    assert!(
+        !debug.contains(SECRET) && !debug.contains("deliberate"),
+        "{debug}"
+    );
 }
 
 /// The next call on the same channel (the same HTTP/2 connection) succeeds.

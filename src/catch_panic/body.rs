@@ -7,19 +7,18 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{HeaderMap, Method};
+use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use super::{drop_guarded, report, CaughtPanic, OnPanic, PanicStage, TypeName};
-use crate::{body::ErrorBody, dialect::ErrorFormat, error::ApiError, grpc};
+use super::{drop_guarded, head::RequestHead, report, CaughtPanic, OnPanic, PanicStage, TypeName};
+use crate::{body::ErrorBody, error::ApiError, grpc};
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
 /// What a body needs to report a panic and end the response the way its protocol expects.
 pub(super) struct BodyContext<P> {
-    pub(super) format: ErrorFormat,
-    pub(super) method: Method,
+    pub(super) head: RequestHead,
     pub(super) on_panic: P,
 }
 
@@ -108,14 +107,15 @@ where
         drop_guarded(|| kind.set(Kind::Done));
         let grpc = match this.context.take() {
             Some(mut context) => {
+                let format = context.head.format();
                 let panic = CaughtPanic::new(
                     &*payload,
-                    &context.method,
-                    &context.format,
+                    context.head.method(),
+                    &format,
                     PanicStage::ResponseBody,
                 );
                 report(&mut context.on_panic, &panic);
-                context.format.is_grpc()
+                context.head.is_grpc()
             }
             None => false,
         };

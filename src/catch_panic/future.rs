@@ -6,22 +6,18 @@ use std::{
     task::{Context, Poll},
 };
 
-use http::{Method, Response};
+use http::Response;
 use pin_project_lite::pin_project;
 
 use super::{
-    body::BodyContext, drop_guarded, report, respond, CaughtPanic, OnPanic, PanicStage,
-    ResponseBody, ResponseForPanic,
+    body::BodyContext, drop_guarded, head::RequestHead, report, respond, CaughtPanic, OnPanic,
+    PanicStage, ResponseBody, ResponseForPanic,
 };
-use crate::{
-    body::ErrorBody,
-    dialect::{Dialect, ErrorFormat},
-};
+use crate::{body::ErrorBody, dialect::Dialect};
 
 /// What a response future needs to answer a panic, and hands on to the body.
 pub(super) struct PanicContext<D, R, P> {
-    pub(super) format: ErrorFormat,
-    pub(super) method: Method,
+    pub(super) head: RequestHead,
     pub(super) dialect: D,
     pub(super) response_for_panic: R,
     pub(super) on_panic: P,
@@ -93,8 +89,7 @@ where
                     Ok(Poll::Ready(output)) => {
                         let context = context.take().expect("future polled after completion");
                         let body_context = BodyContext {
-                            format: context.format,
-                            method: context.method,
+                            head: context.head,
                             on_panic: context.on_panic,
                         };
                         return Poll::Ready(output.map(|response| {
@@ -113,10 +108,11 @@ where
         let (payload, context) = polled;
         drop_guarded(|| kind.set(Kind::Done));
         let mut context = context.expect("future polled after completion");
+        let format = context.head.format();
         let panic = CaughtPanic::new(
             &*payload,
-            &context.method,
-            &context.format,
+            context.head.method(),
+            &format,
             PanicStage::ResponseFuture,
         );
         report(&mut context.on_panic, &panic);

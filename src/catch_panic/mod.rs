@@ -115,6 +115,7 @@
 
 mod body;
 mod future;
+mod head;
 mod layer;
 mod service;
 
@@ -365,7 +366,10 @@ fn report<P: OnPanic>(on_panic: &mut P, panic: &CaughtPanic<'_>) {
         "service panicked",
     );
     if catch_unwind(AssertUnwindSafe(|| on_panic.on_panic(panic))).is_err() {
-        tracing::error!(stage = panic.stage().as_str(), "the panic observer panicked");
+        tracing::error!(
+            stage = panic.stage().as_str(),
+            "the panic observer panicked"
+        );
     }
 }
 

@@ -9,11 +9,12 @@ use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
+use super::head::RequestHead;
 use super::{
     future::PanicContext, report, respond, CatchPanicLayer, CaughtPanic, DefaultResponseForPanic,
     OnPanic, PanicStage, ResponseBody, ResponseForPanic, ResponseFuture, TypeName,
 };
-use crate::dialect::{Bulk, Dialect, ErrorFormat};
+use crate::dialect::{Bulk, Dialect};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -86,21 +87,20 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         // Captured now: once the request is handed on, a panic leaves nothing to read it from.
-        let format = ErrorFormat::for_request(&request);
-        let method = request.method().clone();
+        let head = RequestHead::capture(&request);
         match catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
             Ok(future) => ResponseFuture::new(
                 future,
                 PanicContext {
-                    format,
-                    method,
+                    head,
                     dialect: self.dialect.clone(),
                     response_for_panic: self.response_for_panic.clone(),
                     on_panic: self.on_panic.clone(),
                 },
             ),
             Err(payload) => {
-                let panic = CaughtPanic::new(&*payload, &method, &format, PanicStage::Call);
+                let format = head.format();
+                let panic = CaughtPanic::new(&*payload, head.method(), &format, PanicStage::Call);
                 report(&mut self.on_panic, &panic);
                 let response = respond(&mut self.response_for_panic, &self.dialect, &panic);
                 ResponseFuture::answered(response)

@@ -201,7 +201,11 @@ async fn the_request_decides_the_format() {
         r#"{"code":1,"message":"Server error","errors":[]}"#
     );
 
-    let response = service.clone().oneshot(grpc("/pkg.Svc/Call")).await.unwrap();
+    let response = service
+        .clone()
+        .oneshot(grpc("/pkg.Svc/Call"))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/grpc");
     assert_eq!(response.headers()["grpc-status"], "13");
@@ -247,7 +251,10 @@ async fn a_body_panic_over_http_ends_the_body_with_an_error_and_drops_the_body()
     let error = body.frame().await.unwrap().unwrap_err();
     assert!(error.is::<BodyPanicked>());
     assert!(!error.to_string().contains("hunter2"));
-    assert!(dropped.load(Ordering::SeqCst), "the panicked body is dropped");
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the panicked body is dropped"
+    );
     assert_eq!(polls.load(Ordering::SeqCst), 2);
 
     assert!(body.is_end_stream());
@@ -272,7 +279,13 @@ async fn a_body_panic_over_grpc_ends_with_internal_trailers() {
         .into_body();
 
     assert!(body.frame().await.unwrap().unwrap().is_data());
-    let trailers = body.frame().await.unwrap().unwrap().into_trailers().unwrap();
+    let trailers = body
+        .frame()
+        .await
+        .unwrap()
+        .unwrap()
+        .into_trailers()
+        .unwrap();
     assert_eq!(trailers["grpc-status"], "13");
     assert_eq!(trailers["grpc-message"], "server_error");
     assert_eq!(trailers.len(), 2);
@@ -284,7 +297,9 @@ async fn a_body_panic_over_grpc_ends_with_internal_trailers() {
 async fn responses_that_do_not_panic_pass_through() {
     let service = CatchPanic::new(service_fn(|_: Request<Full<Bytes>>| async {
         let mut response = Response::new(Full::new(Bytes::from_static(b"hello")));
-        response.headers_mut().insert("x-kept", "yes".parse().unwrap());
+        response
+            .headers_mut()
+            .insert("x-kept", "yes".parse().unwrap());
         *response.status_mut() = StatusCode::CREATED;
         Ok::<_, Infallible>(response)
     }));
@@ -356,7 +371,10 @@ async fn every_payload_is_logged_with_method_and_path_and_never_answered() {
         assert!(line.contains("method=DELETE"), "{line}");
         assert!(line.contains("path=\"/v1/things/7\""), "{line}");
         assert!(line.contains("stage=\"response_future\""), "{line}");
-        assert!(!line.contains("sk_live_123"), "the query is not logged: {line}");
+        assert!(
+            !line.contains("sk_live_123"),
+            "the query is not logged: {line}"
+        );
     }
     assert!(lines[0].contains("deliberate str panic"));
     assert!(lines[1].contains("deliberate String panic"));

@@ -155,6 +155,17 @@ impl ErrorFormat {
 
     /// The format from a request's method, URI and headers.
     pub fn from_parts(method: &Method, uri: &http::Uri, headers: &HeaderMap) -> Self {
+        let format = Self::without_path(method, headers);
+        match uri.path_and_query() {
+            Some(path) => format.with_path(path.clone()),
+            None => format,
+        }
+    }
+
+    /// The format from a request's method and headers, leaving the path unknown. Nothing is
+    /// cloned: a layer that captures a format for every request can keep the path its own
+    /// cheaper way and add it with [`ErrorFormat::with_path`] only when an error happens.
+    pub fn without_path(method: &Method, headers: &HeaderMap) -> Self {
         let wire = if grpc::is_grpc(headers) {
             Wire::Grpc
         } else if accepts_problem_details(headers) {
@@ -165,8 +176,15 @@ impl ErrorFormat {
         ErrorFormat {
             wire,
             head: method == Method::HEAD,
-            path: uri.path_and_query().cloned(),
+            path: None,
         }
+    }
+
+    /// The same format for a request to `path`, which dialects that vary by route go by.
+    #[must_use]
+    pub fn with_path(mut self, path: PathAndQuery) -> Self {
+        self.path = Some(path);
+        self
     }
 
     /// The format for a plain HTTP client that said nothing about formats: the dialect, with a
@@ -238,6 +256,8 @@ fn accepts_problem_details(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT)
         .iter()
+        // Every request pays for this check: skip the parse when no `+` can name the type.
+        .filter(|value| value.as_bytes().contains(&b'+'))
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
         .any(|range| {

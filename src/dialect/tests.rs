@@ -299,3 +299,67 @@ fn prefixes_match_whole_segments() {
     assert_eq!(render("/v1/customers"), json!({"error": "forbidden"}));
     assert_eq!(render("/"), json!({"error": "forbidden"}));
 }
+
+#[test]
+fn a_format_without_path_gets_the_same_answer_once_the_path_is_added() {
+    let dialect = DialectByPath::new(Bulk).prefix("/v1/customer", Coded::new());
+    let requests = [
+        Request::get("/v1/customer/courses?page=1")
+            .body(())
+            .unwrap(),
+        Request::head("/v1/webhooks").body(()).unwrap(),
+        Request::post("/pkg.Svc/Call")
+            .header(header::CONTENT_TYPE, "application/grpc")
+            .body(())
+            .unwrap(),
+        Request::get("/v1/customer")
+            .header(header::ACCEPT, "text/html, application/problem+json")
+            .body(())
+            .unwrap(),
+    ];
+    for request in requests {
+        let full = ErrorFormat::for_request(&request);
+        let pathless = ErrorFormat::without_path(request.method(), request.headers());
+        assert_eq!(pathless.path(), None);
+        assert_eq!(pathless.wire(), full.wire());
+        let rebuilt = pathless.with_path(request.uri().path_and_query().unwrap().clone());
+        assert_eq!(rebuilt, full);
+        let error = ApiError::server_error();
+        let (expected, actual) = (
+            full.render(&dialect, &error),
+            rebuilt.render(&dialect, &error),
+        );
+        assert_eq!(actual.status(), expected.status());
+        assert_eq!(actual.headers(), expected.headers());
+        assert_eq!(actual.body().as_bytes(), expected.body().as_bytes());
+    }
+}
+
+#[test]
+fn accept_values_without_a_plus_skip_the_parse() {
+    for accept in [
+        "application/json",
+        "*/*",
+        "text/html,application/xhtml+xml;q=0.9",
+    ] {
+        let request = Request::get("/")
+            .header(header::ACCEPT, accept)
+            .body(())
+            .unwrap();
+        assert_eq!(
+            ErrorFormat::for_request(&request).wire(),
+            Wire::Dialect,
+            "{accept}"
+        );
+    }
+    let request = Request::get("/")
+        .header(header::ACCEPT, "application/json")
+        .header(header::ACCEPT, "application/problem+json")
+        .body(())
+        .unwrap();
+    assert_eq!(
+        ErrorFormat::for_request(&request).wire(),
+        Wire::ProblemDetails,
+        "a later Accept header counts too"
+    );
+}
