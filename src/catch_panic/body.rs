@@ -11,7 +11,7 @@ use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use super::{drop_guarded, head::RequestHead, report, CaughtPanic, OnPanic, PanicStage, TypeName};
+use super::{drop_guarded, head::RequestHead, observe, OnPanic, TypeName};
 use crate::{body::ErrorBody, error::ApiError, grpc};
 
 type BoxError = Box<dyn Error + Send + Sync>;
@@ -107,14 +107,7 @@ where
         drop_guarded(|| kind.set(Kind::Done));
         let grpc = match this.context.take() {
             Some(mut context) => {
-                let format = context.head.format();
-                let panic = CaughtPanic::new(
-                    &*payload,
-                    context.head.method(),
-                    &format,
-                    PanicStage::ResponseBody,
-                );
-                report(&mut context.on_panic, &panic);
+                observe(payload, &context.head, &mut context.on_panic);
                 context.head.is_grpc()
             }
             None => false,

@@ -10,8 +10,8 @@ use http::Response;
 use pin_project_lite::pin_project;
 
 use super::{
-    body::BodyContext, drop_guarded, head::RequestHead, report, respond, CaughtPanic, OnPanic,
-    PanicStage, ResponseBody, ResponseForPanic,
+    answer, body::BodyContext, drop_guarded, head::RequestHead, OnPanic, PanicStage, ResponseBody,
+    ResponseForPanic,
 };
 use crate::{body::ErrorBody, dialect::Dialect};
 
@@ -108,15 +108,14 @@ where
         let (payload, context) = polled;
         drop_guarded(|| kind.set(Kind::Done));
         let mut context = context.expect("future polled after completion");
-        let format = context.head.format();
-        let panic = CaughtPanic::new(
-            &*payload,
-            context.head.method(),
-            &format,
+        let response = answer(
+            payload,
+            &context.head,
             PanicStage::ResponseFuture,
+            &context.dialect,
+            &mut context.response_for_panic,
+            &mut context.on_panic,
         );
-        report(&mut context.on_panic, &panic);
-        let response = respond(&mut context.response_for_panic, &context.dialect, &panic);
         Poll::Ready(Ok(response.map(ResponseBody::error)))
     }
 }

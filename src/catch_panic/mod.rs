@@ -127,6 +127,7 @@ use std::{
 
 use http::{Method, Response};
 
+use self::head::RequestHead;
 pub use self::{
     body::{BodyPanicked, ResponseBody},
     future::ResponseFuture,
@@ -356,6 +357,48 @@ where
     }
 }
 
+/// Logs a panic raised before the response head, tells the observer, and builds the
+/// response. Kept out of line: the path of a request that does not panic stays small.
+#[cold]
+#[inline(never)]
+fn answer<D, R, P>(
+    payload: Box<dyn Any + Send>,
+    head: &RequestHead,
+    stage: PanicStage,
+    dialect: &D,
+    response_for_panic: &mut R,
+    on_panic: &mut P,
+) -> Response<ErrorBody>
+where
+    D: Dialect,
+    R: ResponseForPanic<D>,
+    P: OnPanic,
+{
+    let format = head.format();
+    let panic = CaughtPanic::new(&*payload, head.method(), &format, stage);
+    report(on_panic, &panic);
+    // A custom response that panics falls back to the bulk dialect, which cannot.
+    catch_unwind(AssertUnwindSafe(|| {
+        response_for_panic.response_for_panic(&panic, dialect)
+    }))
+    .unwrap_or_else(|_| {
+        tracing::error!(
+            stage = stage.as_str(),
+            "the panic response panicked; answering in the bulk dialect"
+        );
+        format.render(&Bulk, &ApiError::server_error())
+    })
+}
+
+/// Logs a panic raised while the body was polled and tells the observer.
+#[cold]
+#[inline(never)]
+fn observe<P: OnPanic>(payload: Box<dyn Any + Send>, head: &RequestHead, on_panic: &mut P) {
+    let format = head.format();
+    let panic = CaughtPanic::new(&*payload, head.method(), &format, PanicStage::ResponseBody);
+    report(on_panic, &panic);
+}
+
 /// Logs a caught panic and tells the observer.
 fn report<P: OnPanic>(on_panic: &mut P, panic: &CaughtPanic<'_>) {
     tracing::error!(
@@ -371,29 +414,6 @@ fn report<P: OnPanic>(on_panic: &mut P, panic: &CaughtPanic<'_>) {
             "the panic observer panicked"
         );
     }
-}
-
-/// The response for a panic before the head; a custom response that panics falls back to the
-/// bulk dialect, which cannot.
-fn respond<D, R>(
-    response_for_panic: &mut R,
-    dialect: &D,
-    panic: &CaughtPanic<'_>,
-) -> Response<ErrorBody>
-where
-    D: Dialect,
-    R: ResponseForPanic<D>,
-{
-    catch_unwind(AssertUnwindSafe(|| {
-        response_for_panic.response_for_panic(panic, dialect)
-    }))
-    .unwrap_or_else(|_| {
-        tracing::error!(
-            stage = panic.stage().as_str(),
-            "the panic response panicked; answering in the bulk dialect"
-        );
-        panic.format().render(&Bulk, &ApiError::server_error())
-    })
 }
 
 /// Runs `f`, which drops a panicked future or body; a panic in its destructor is logged, not

@@ -9,9 +9,8 @@ use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
-use super::head::RequestHead;
 use super::{
-    future::PanicContext, report, respond, CatchPanicLayer, CaughtPanic, DefaultResponseForPanic,
+    answer, future::PanicContext, head::RequestHead, CatchPanicLayer, DefaultResponseForPanic,
     OnPanic, PanicStage, ResponseBody, ResponseForPanic, ResponseFuture, TypeName,
 };
 use crate::dialect::{Bulk, Dialect};
@@ -98,13 +97,14 @@ where
                     on_panic: self.on_panic.clone(),
                 },
             ),
-            Err(payload) => {
-                let format = head.format();
-                let panic = CaughtPanic::new(&*payload, head.method(), &format, PanicStage::Call);
-                report(&mut self.on_panic, &panic);
-                let response = respond(&mut self.response_for_panic, &self.dialect, &panic);
-                ResponseFuture::answered(response)
-            }
+            Err(payload) => ResponseFuture::answered(answer(
+                payload,
+                &head,
+                PanicStage::Call,
+                &self.dialect,
+                &mut self.response_for_panic,
+                &mut self.on_panic,
+            )),
         }
     }
 }

@@ -133,6 +133,20 @@ pub enum Wire {
     Grpc,
 }
 
+impl Wire {
+    /// The family of response a request with these headers gets; see the
+    /// [module docs](self) for the rule.
+    pub fn for_headers(headers: &HeaderMap) -> Self {
+        if grpc::is_grpc(headers) {
+            Wire::Grpc
+        } else if accepts_problem_details(headers) {
+            Wire::ProblemDetails
+        } else {
+            Wire::Dialect
+        }
+    }
+}
+
 /// How an error must be answered for one request: decided from the request head, before the
 /// request is handed to the inner service, and kept until the error (if any) happens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -155,36 +169,24 @@ impl ErrorFormat {
 
     /// The format from a request's method, URI and headers.
     pub fn from_parts(method: &Method, uri: &http::Uri, headers: &HeaderMap) -> Self {
-        let format = Self::without_path(method, headers);
-        match uri.path_and_query() {
-            Some(path) => format.with_path(path.clone()),
-            None => format,
-        }
+        Self::new(
+            Wire::for_headers(headers),
+            method,
+            uri.path_and_query().cloned(),
+        )
     }
 
-    /// The format from a request's method and headers, leaving the path unknown. Nothing is
-    /// cloned: a layer that captures a format for every request can keep the path its own
-    /// cheaper way and add it with [`ErrorFormat::with_path`] only when an error happens.
-    pub fn without_path(method: &Method, headers: &HeaderMap) -> Self {
-        let wire = if grpc::is_grpc(headers) {
-            Wire::Grpc
-        } else if accepts_problem_details(headers) {
-            Wire::ProblemDetails
-        } else {
-            Wire::Dialect
-        };
+    /// The format for a request with `method` and `path`, answered on `wire`.
+    ///
+    /// For a layer that keeps less of each request than [`ErrorFormat::for_request`] does (the
+    /// path is cloned there): it decides the [`Wire`] with [`Wire::for_headers`] up front and
+    /// builds the format only when an error happens.
+    pub fn new(wire: Wire, method: &Method, path: Option<PathAndQuery>) -> Self {
         ErrorFormat {
             wire,
             head: method == Method::HEAD,
-            path: None,
+            path,
         }
-    }
-
-    /// The same format for a request to `path`, which dialects that vary by route go by.
-    #[must_use]
-    pub fn with_path(mut self, path: PathAndQuery) -> Self {
-        self.path = Some(path);
-        self
     }
 
     /// The format for a plain HTTP client that said nothing about formats: the dialect, with a
@@ -253,10 +255,17 @@ impl ErrorFormat {
 
 /// `Accept` names `application/problem+json` with a non-zero quality.
 fn accepts_problem_details(headers: &HeaderMap) -> bool {
+    // Every request pays for this check, so the common case is cut short: no header repeated
+    // (so at most one `Accept` value) and no `+` in it, which the media type needs.
+    if headers.len() == headers.keys_len() {
+        match headers.get(header::ACCEPT) {
+            Some(value) if value.as_bytes().contains(&b'+') => {}
+            _ => return false,
+        }
+    }
     headers
         .get_all(header::ACCEPT)
         .iter()
-        // Every request pays for this check: skip the parse when no `+` can name the type.
         .filter(|value| value.as_bytes().contains(&b'+'))
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))

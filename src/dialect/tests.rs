@@ -301,7 +301,7 @@ fn prefixes_match_whole_segments() {
 }
 
 #[test]
-fn a_format_without_path_gets_the_same_answer_once_the_path_is_added() {
+fn a_format_built_from_its_wire_answers_like_the_request_one() {
     let dialect = DialectByPath::new(Bulk).prefix("/v1/customer", Coded::new());
     let requests = [
         Request::get("/v1/customer/courses?page=1")
@@ -319,10 +319,13 @@ fn a_format_without_path_gets_the_same_answer_once_the_path_is_added() {
     ];
     for request in requests {
         let full = ErrorFormat::for_request(&request);
-        let pathless = ErrorFormat::without_path(request.method(), request.headers());
-        assert_eq!(pathless.path(), None);
-        assert_eq!(pathless.wire(), full.wire());
-        let rebuilt = pathless.with_path(request.uri().path_and_query().unwrap().clone());
+        let wire = Wire::for_headers(request.headers());
+        assert_eq!(wire, full.wire());
+        let rebuilt = ErrorFormat::new(
+            wire,
+            request.method(),
+            request.uri().path_and_query().cloned(),
+        );
         assert_eq!(rebuilt, full);
         let error = ApiError::server_error();
         let (expected, actual) = (
@@ -333,6 +336,8 @@ fn a_format_without_path_gets_the_same_answer_once_the_path_is_added() {
         assert_eq!(actual.headers(), expected.headers());
         assert_eq!(actual.body().as_bytes(), expected.body().as_bytes());
     }
+    let pathless = ErrorFormat::new(Wire::Dialect, &Method::GET, None);
+    assert_eq!(pathless, ErrorFormat::http());
 }
 
 #[test]
