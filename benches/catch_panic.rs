@@ -70,7 +70,7 @@ fn catch_panic(c: &mut Criterion) {
 
     let mut bare = service_fn(handler);
     group.bench_function("bare", |b| {
-        b.iter_batched(request, |req| run(&mut bare, req), BatchSize::SmallInput)
+        b.iter_batched(request, |req| run(&mut bare, req), BatchSize::NumIterations(64))
     });
 
     let mut tower_http = tower_http::catch_panic::CatchPanicLayer::new().layer(service_fn(handler));
@@ -78,20 +78,20 @@ fn catch_panic(c: &mut Criterion) {
         b.iter_batched(
             request,
             |req| run(&mut tower_http, req),
-            BatchSize::SmallInput,
+            BatchSize::NumIterations(64),
         )
     });
 
     let mut ours = CatchPanicLayer::new().layer(service_fn(handler));
     group.bench_function("tower_api_errors", |b| {
-        b.iter_batched(request, |req| run(&mut ours, req), BatchSize::SmallInput)
+        b.iter_batched(request, |req| run(&mut ours, req), BatchSize::NumIterations(64))
     });
 
     let mut coded = CatchPanicLayer::new()
         .dialect(Coded::new())
         .layer(service_fn(handler));
     group.bench_function("tower_api_errors_coded", |b| {
-        b.iter_batched(request, |req| run(&mut coded, req), BatchSize::SmallInput)
+        b.iter_batched(request, |req| run(&mut coded, req), BatchSize::NumIterations(64))
     });
 
     group.finish();
