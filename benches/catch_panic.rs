@@ -1,5 +1,6 @@
-//! Per-request cost of catching panics on a request that does not panic: a bare service,
-//! tower-http's `CatchPanicLayer`, and this crate's `CatchPanicLayer`, in one run.
+//! Per-request cost of catching panics on requests that do not panic: a bare service,
+//! tower-http's `CatchPanicLayer`, and this crate's `CatchPanicLayer` (bulk and coded dialects),
+//! in one run, for a typical API request and for a minimal one.
 //!
 //! Each iteration calls the service, polls the response future, and polls the response body to
 //! its end, then drops the response, so the body wrapper's cost counts. Requests are built
@@ -23,7 +24,8 @@ use http_body_util::Full;
 use tower::{service_fn, Layer, Service};
 use tower_api_errors::{catch_panic::CatchPanicLayer, dialect::Coded};
 
-fn request() -> Request<Full<Bytes>> {
+/// A typical API request: a 35-byte target with a query, four headers, `Accept` among them.
+fn api_request() -> Request<Full<Bytes>> {
     let target = Bytes::from(b"/v1/webhooks/web_123?expand=account".to_vec());
     // hyper parses the request target out of its read buffer: the URI shares those bytes.
     let _promote_to_shared = target.clone();
@@ -34,6 +36,11 @@ fn request() -> Request<Full<Bytes>> {
         .header(header::AUTHORIZATION, "Bearer sk_test_0123456789")
         .body(Full::default())
         .unwrap()
+}
+
+/// The least a request can be: `GET /`, no headers.
+fn minimal_request() -> Request<Full<Bytes>> {
+    Request::new(Full::default())
 }
 
 async fn handler(_: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -65,36 +72,40 @@ where
     }
 }
 
-fn catch_panic(c: &mut Criterion) {
-    let mut group = c.benchmark_group("catch_panic");
+fn compare(c: &mut Criterion, name: &str, request: fn() -> Request<Full<Bytes>>) {
+    let mut group = c.benchmark_group(name);
+    // Small batches: the requests stay in cache, as a request hyper just parsed does.
+    let batch = BatchSize::NumIterations(64);
 
     let mut bare = service_fn(handler);
     group.bench_function("bare", |b| {
-        b.iter_batched(request, |req| run(&mut bare, req), BatchSize::NumIterations(64))
+        b.iter_batched(request, |req| run(&mut bare, req), batch)
     });
 
-    let mut tower_http = tower_http::catch_panic::CatchPanicLayer::new().layer(service_fn(handler));
+    let mut tower_http =
+        tower_http::catch_panic::CatchPanicLayer::new().layer(service_fn(handler));
     group.bench_function("tower_http", |b| {
-        b.iter_batched(
-            request,
-            |req| run(&mut tower_http, req),
-            BatchSize::NumIterations(64),
-        )
+        b.iter_batched(request, |req| run(&mut tower_http, req), batch)
     });
 
     let mut ours = CatchPanicLayer::new().layer(service_fn(handler));
     group.bench_function("tower_api_errors", |b| {
-        b.iter_batched(request, |req| run(&mut ours, req), BatchSize::NumIterations(64))
+        b.iter_batched(request, |req| run(&mut ours, req), batch)
     });
 
     let mut coded = CatchPanicLayer::new()
         .dialect(Coded::new())
         .layer(service_fn(handler));
     group.bench_function("tower_api_errors_coded", |b| {
-        b.iter_batched(request, |req| run(&mut coded, req), BatchSize::NumIterations(64))
+        b.iter_batched(request, |req| run(&mut coded, req), batch)
     });
 
     group.finish();
+}
+
+fn catch_panic(c: &mut Criterion) {
+    compare(c, "catch_panic_api_request", api_request);
+    compare(c, "catch_panic_minimal_request", minimal_request);
 }
 
 criterion_group!(benches, catch_panic);
