@@ -82,8 +82,7 @@ fn compare(c: &mut Criterion, name: &str, request: fn() -> Request<Full<Bytes>>)
         b.iter_batched(request, |req| run(&mut bare, req), batch)
     });
 
-    let mut tower_http =
-        tower_http::catch_panic::CatchPanicLayer::new().layer(service_fn(handler));
+    let mut tower_http = tower_http::catch_panic::CatchPanicLayer::new().layer(service_fn(handler));
     group.bench_function("tower_http", |b| {
         b.iter_batched(request, |req| run(&mut tower_http, req), batch)
     });

@@ -505,3 +505,19 @@ fn debug_output_names_types_and_hides_payloads() {
     );
     assert_eq!(panic.message(), Some("password=hunter2"));
 }
+
+#[tokio::test]
+async fn a_static_dialect_reference_works() {
+    quiet_deliberate_panics();
+    let dialect: &'static Coded = Box::leak(Box::new(Coded::new()));
+    let response = CatchPanicLayer::new()
+        .dialect(dialect)
+        .layer(service_fn(panics_in_future))
+        .oneshot(get("/v1/things"))
+        .await
+        .unwrap();
+    assert_eq!(
+        bytes_of(response).await,
+        r#"{"code":1,"message":"Server error","errors":[]}"#
+    );
+}
