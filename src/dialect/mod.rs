@@ -133,6 +133,20 @@ pub enum Wire {
     Grpc,
 }
 
+impl Wire {
+    /// The family of response a request with these headers gets; see the
+    /// [module docs](self) for the rule.
+    pub fn for_headers(headers: &HeaderMap) -> Self {
+        if grpc::is_grpc(headers) {
+            Wire::Grpc
+        } else if accepts_problem_details(headers) {
+            Wire::ProblemDetails
+        } else {
+            Wire::Dialect
+        }
+    }
+}
+
 /// How an error must be answered for one request: decided from the request head, before the
 /// request is handed to the inner service, and kept until the error (if any) happens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -155,17 +169,23 @@ impl ErrorFormat {
 
     /// The format from a request's method, URI and headers.
     pub fn from_parts(method: &Method, uri: &http::Uri, headers: &HeaderMap) -> Self {
-        let wire = if grpc::is_grpc(headers) {
-            Wire::Grpc
-        } else if accepts_problem_details(headers) {
-            Wire::ProblemDetails
-        } else {
-            Wire::Dialect
-        };
+        Self::new(
+            Wire::for_headers(headers),
+            method,
+            uri.path_and_query().cloned(),
+        )
+    }
+
+    /// The format for a request with `method` and `path`, answered on `wire`.
+    ///
+    /// For a layer that keeps less of each request than [`ErrorFormat::for_request`] does (the
+    /// path is cloned there): it decides the [`Wire`] with [`Wire::for_headers`] up front and
+    /// builds the format only when an error happens.
+    pub fn new(wire: Wire, method: &Method, path: Option<PathAndQuery>) -> Self {
         ErrorFormat {
             wire,
             head: method == Method::HEAD,
-            path: uri.path_and_query().cloned(),
+            path,
         }
     }
 
@@ -235,9 +255,18 @@ impl ErrorFormat {
 
 /// `Accept` names `application/problem+json` with a non-zero quality.
 fn accepts_problem_details(headers: &HeaderMap) -> bool {
+    // Every request pays for this check, so the common case is cut short: no header repeated
+    // (so at most one `Accept` value) and no `+` in it, which the media type needs.
+    if headers.len() == headers.keys_len() {
+        match headers.get(header::ACCEPT) {
+            Some(value) if value.as_bytes().contains(&b'+') => {}
+            _ => return false,
+        }
+    }
     headers
         .get_all(header::ACCEPT)
         .iter()
+        .filter(|value| value.as_bytes().contains(&b'+'))
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
         .any(|range| {

@@ -299,3 +299,72 @@ fn prefixes_match_whole_segments() {
     assert_eq!(render("/v1/customers"), json!({"error": "forbidden"}));
     assert_eq!(render("/"), json!({"error": "forbidden"}));
 }
+
+#[test]
+fn a_format_built_from_its_wire_answers_like_the_request_one() {
+    let dialect = DialectByPath::new(Bulk).prefix("/v1/customer", Coded::new());
+    let requests = [
+        Request::get("/v1/customer/courses?page=1")
+            .body(())
+            .unwrap(),
+        Request::head("/v1/webhooks").body(()).unwrap(),
+        Request::post("/pkg.Svc/Call")
+            .header(header::CONTENT_TYPE, "application/grpc")
+            .body(())
+            .unwrap(),
+        Request::get("/v1/customer")
+            .header(header::ACCEPT, "text/html, application/problem+json")
+            .body(())
+            .unwrap(),
+    ];
+    for request in requests {
+        let full = ErrorFormat::for_request(&request);
+        let wire = Wire::for_headers(request.headers());
+        assert_eq!(wire, full.wire());
+        let rebuilt = ErrorFormat::new(
+            wire,
+            request.method(),
+            request.uri().path_and_query().cloned(),
+        );
+        assert_eq!(rebuilt, full);
+        let error = ApiError::server_error();
+        let (expected, actual) = (
+            full.render(&dialect, &error),
+            rebuilt.render(&dialect, &error),
+        );
+        assert_eq!(actual.status(), expected.status());
+        assert_eq!(actual.headers(), expected.headers());
+        assert_eq!(actual.body().as_bytes(), expected.body().as_bytes());
+    }
+    let pathless = ErrorFormat::new(Wire::Dialect, &Method::GET, None);
+    assert_eq!(pathless, ErrorFormat::http());
+}
+
+#[test]
+fn accept_values_without_a_plus_skip_the_parse() {
+    for accept in [
+        "application/json",
+        "*/*",
+        "text/html,application/xhtml+xml;q=0.9",
+    ] {
+        let request = Request::get("/")
+            .header(header::ACCEPT, accept)
+            .body(())
+            .unwrap();
+        assert_eq!(
+            ErrorFormat::for_request(&request).wire(),
+            Wire::Dialect,
+            "{accept}"
+        );
+    }
+    let request = Request::get("/")
+        .header(header::ACCEPT, "application/json")
+        .header(header::ACCEPT, "application/problem+json")
+        .body(())
+        .unwrap();
+    assert_eq!(
+        ErrorFormat::for_request(&request).wire(),
+        Wire::ProblemDetails,
+        "a later Accept header counts too"
+    );
+}

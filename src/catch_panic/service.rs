@@ -1,0 +1,124 @@
+use std::{
+    fmt,
+    panic::{catch_unwind, AssertUnwindSafe},
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body;
+use tower_service::Service;
+
+use super::{
+    answer, future::PanicContext, head::RequestHead, CatchPanicLayer, DefaultResponseForPanic,
+    OnPanic, PanicStage, ResponseBody, ResponseForPanic, ResponseFuture, TypeName,
+};
+use crate::dialect::{Bulk, Dialect};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Turns panics of the inner service into `server_error`; see the [module docs](super).
+///
+/// Made by [`CatchPanicLayer`], or by [`CatchPanic::new`] with the defaults.
+#[derive(Clone, Copy)]
+pub struct CatchPanic<S, D = Bulk, R = DefaultResponseForPanic, P = ()> {
+    inner: S,
+    dialect: D,
+    response_for_panic: R,
+    on_panic: P,
+}
+
+impl<S> CatchPanic<S> {
+    /// Wraps `inner`, answering its panics with `server_error` in the bulk dialect.
+    pub fn new(inner: S) -> Self {
+        CatchPanic::from_parts(inner, Bulk, DefaultResponseForPanic, ())
+    }
+
+    /// A [`CatchPanicLayer`] with the defaults, to customise.
+    pub fn layer() -> CatchPanicLayer {
+        CatchPanicLayer::new()
+    }
+}
+
+impl<S, D, R, P> CatchPanic<S, D, R, P> {
+    pub(super) fn from_parts(inner: S, dialect: D, response_for_panic: R, on_panic: P) -> Self {
+        CatchPanic {
+            inner,
+            dialect,
+            response_for_panic,
+            on_panic,
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, D, R, P, ReqBody, ResBody> Service<Request<ReqBody>> for CatchPanic<S, D, R, P>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Body<Data = Bytes>,
+    ResBody::Error: Into<BoxError>,
+    D: Dialect + Clone,
+    R: ResponseForPanic<D> + Clone,
+    P: OnPanic + Clone,
+{
+    type Response = Response<ResponseBody<ResBody, P>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, D, R, P>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // Captured now: once the request is handed on, a panic leaves nothing to read it from.
+        let head = RequestHead::capture(&request);
+        match catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
+            Ok(future) => ResponseFuture::new(
+                future,
+                PanicContext {
+                    head,
+                    dialect: self.dialect.clone(),
+                    response_for_panic: self.response_for_panic.clone(),
+                    on_panic: self.on_panic.clone(),
+                },
+            ),
+            Err(payload) => ResponseFuture::answered(answer(
+                payload,
+                &head,
+                PanicStage::Call,
+                &self.dialect,
+                &mut self.response_for_panic,
+                &mut self.on_panic,
+            )),
+        }
+    }
+}
+
+impl<S, D, R, P> fmt::Debug for CatchPanic<S, D, R, P>
+where
+    S: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CatchPanic")
+            .field("inner", &self.inner)
+            .field("dialect", &TypeName::<D>::new())
+            .field("response_for_panic", &TypeName::<R>::new())
+            .field("on_panic", &TypeName::<P>::new())
+            .finish()
+    }
+}
