@@ -199,6 +199,12 @@ impl ErrorFormat {
         self.path.as_ref().map(PathAndQuery::path)
     }
 
+    /// The request's query string, when known (the normalize layer quotes refused query
+    /// values from it).
+    pub fn query(&self) -> Option<&str> {
+        self.path.as_ref().and_then(PathAndQuery::query)
+    }
+
     /// The response for `error`: the gRPC form, problem details or `dialect`, as the request
     /// asked; headers-only for `HEAD`; tagged with [`RenderedError`].
     pub fn render<D: Dialect + ?Sized>(

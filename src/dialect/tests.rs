@@ -299,3 +299,16 @@ fn prefixes_match_whole_segments() {
     assert_eq!(render("/v1/customers"), json!({"error": "forbidden"}));
     assert_eq!(render("/"), json!({"error": "forbidden"}));
 }
+
+#[test]
+fn formats_keep_the_path_and_the_query() {
+    let request = Request::get("/v1/customer/courses?page=1&page_size=X")
+        .body(())
+        .unwrap();
+    let format = ErrorFormat::for_request(&request);
+    assert_eq!(format.path(), Some("/v1/customer/courses"));
+    assert_eq!(format.query(), Some("page=1&page_size=X"));
+    let request = Request::get("/v1/courses").body(()).unwrap();
+    assert_eq!(ErrorFormat::for_request(&request).query(), None);
+    assert_eq!(ErrorFormat::http().query(), None);
+}
