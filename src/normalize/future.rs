@@ -186,7 +186,7 @@ fn worth_reading<B: Body>(
     limit: usize,
 ) -> bool {
     // A gRPC answer carries only a status, and a HEAD answer no body at all.
-    if format.is_grpc() || format.is_head() || body.is_end_stream() {
+    if limit == 0 || format.is_grpc() || format.is_head() || body.is_end_stream() {
         return false;
     }
     let declared = parts
