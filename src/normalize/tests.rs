@@ -90,7 +90,11 @@ fn json_data_errors_become_field_errors_with_the_item_index() {
         (
             r#"[{"email":"a","age":1},{"age":2}]"#,
             Some(1),
-            ("email", "required", "[1].email: A value is required for 'email'."),
+            (
+                "email",
+                "required",
+                "[1].email: A value is required for 'email'.",
+            ),
         ),
         (
             r#"[{"email":"a","age":1},{"email":3,"age":2}]"#,
@@ -104,12 +108,20 @@ fn json_data_errors_become_field_errors_with_the_item_index() {
         (
             r#"[{"email":"a","age":300}]"#,
             Some(0),
-            ("age", "invalid_value", "[0].age: The value is not valid for 'age'."),
+            (
+                "age",
+                "invalid_value",
+                "[0].age: The value is not valid for 'age'.",
+            ),
         ),
         (
             r#"[{"email":"a","age":1,"bogus":1}]"#,
             Some(0),
-            ("bogus", "unknown_field", "[0].bogus: 'bogus' is not a known field."),
+            (
+                "bogus",
+                "unknown_field",
+                "[0].bogus: 'bogus' is not a known field.",
+            ),
         ),
         (
             r#"[{"email":"a","age":1,"email":"b"}]"#,
@@ -150,7 +162,11 @@ fn json_data_errors_become_field_errors_with_the_item_index() {
         (
             r#"[{"email":"a","age":1},1]"#,
             Some(1),
-            ("object", "invalid_type", "[1]: The value has the wrong type."),
+            (
+                "object",
+                "invalid_type",
+                "[1]: The value has the wrong type.",
+            ),
         ),
         (
             r#"{"email":"a"}"#,
@@ -257,7 +273,10 @@ fn content_type_rejections_become_unsupported_media_type() {
     );
     assert_eq!(error.code(), &ErrorCode::UnsupportedMediaType);
     assert_eq!(error.status(), 415);
-    assert_eq!(error.details(), ["Expected `Content-Type: application/json`."]);
+    assert_eq!(
+        error.details(),
+        ["Expected `Content-Type: application/json`."]
+    );
 }
 
 #[test]
@@ -591,7 +610,10 @@ async fn bodies_declared_too_large_are_not_read() {
     let response = call(service, get("/v1/things")).await;
     assert_eq!(polls.load(Ordering::SeqCst), 0);
     assert_eq!(response.status(), 400);
-    assert_eq!(bytes(response.into_body()).await, r#"{"error":"bad_request"}"#);
+    assert_eq!(
+        bytes(response.into_body()).await,
+        r#"{"error":"bad_request"}"#
+    );
 }
 
 #[tokio::test]
@@ -648,7 +670,10 @@ async fn unreadable_bodies_are_replaced() {
     let service = answering(|| Response::builder().status(502).body(Broken).unwrap());
     let response = call(service, get("/v1/things")).await;
     assert_eq!(response.status(), 502);
-    assert_eq!(bytes(response.into_body()).await, r#"{"error":"bad_gateway"}"#);
+    assert_eq!(
+        bytes(response.into_body()).await,
+        r#"{"error":"bad_gateway"}"#
+    );
 }
 
 #[tokio::test]
@@ -697,8 +722,15 @@ async fn meaningful_headers_are_kept_and_body_headers_dropped() {
     );
     assert_eq!(headers[header::CONTENT_TYPE], "application/json");
     let body = r#"{"error":"method_not_allowed"}"#;
-    assert_eq!(headers[header::CONTENT_LENGTH], body.len().to_string().as_str());
-    for dropped in [header::CONTENT_ENCODING, header::CONTENT_LANGUAGE, header::ETAG] {
+    assert_eq!(
+        headers[header::CONTENT_LENGTH],
+        body.len().to_string().as_str()
+    );
+    for dropped in [
+        header::CONTENT_ENCODING,
+        header::CONTENT_LANGUAGE,
+        header::ETAG,
+    ] {
         assert!(headers.get(&dropped).is_none(), "{dropped}");
     }
     assert!(response.extensions().get::<RenderedError>().is_some());
@@ -867,7 +899,10 @@ async fn problem_details_are_negotiated_by_accept() {
         )
     });
     let request = Request::post("/v1/customer/users")
-        .header(header::ACCEPT, "application/problem+json, application/json;q=0.5")
+        .header(
+            header::ACCEPT,
+            "application/problem+json, application/json;q=0.5",
+        )
         .body(())
         .unwrap();
     let response = call(service, request).await;
