@@ -227,6 +227,8 @@ fn problem_details_are_negotiated_by_accept() {
         ("application/problem+json;q=0", Wire::Dialect),
         ("*/*", Wire::Dialect),
         ("application/json", Wire::Dialect),
+        ("application/vnd.api+json", Wire::Dialect),
+        ("text/html, application/problem+xml", Wire::Dialect),
     ];
     for (accept, wire) in cases {
         let request = Request::get("/")

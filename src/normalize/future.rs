@@ -5,7 +5,7 @@ use std::{
     task::{ready, Context, Poll},
 };
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{header, response, HeaderMap, HeaderName, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
@@ -46,7 +46,7 @@ pin_project! {
             #[pin]
             body: B,
             parts: Option<response::Parts>,
-            buf: BytesMut,
+            buf: Vec<u8>,
         },
         // The inner service was not ready: answer without calling it.
         NotReady {
@@ -126,7 +126,7 @@ where
                     this.state.set(State::Reading {
                         body,
                         parts: Some(parts),
-                        buf: BytesMut::new(),
+                        buf: Vec::new(),
                     });
                 }
                 StateProj::Reading {
@@ -153,7 +153,7 @@ where
                         }
                     };
                     let parts = parts.take().expect("response parts are kept while reading");
-                    let data = mem::take(buf).freeze();
+                    let data = Bytes::from(mem::take(buf));
                     this.state.set(State::Done);
                     let data = complete.then_some(data);
                     return Poll::Ready(Ok(finish(parts, data, this.format, this.dialect)));
