@@ -1,4 +1,5 @@
 use std::{
+    fmt,
     future::Future,
     mem,
     pin::Pin,
@@ -87,6 +88,27 @@ impl<F, B, D, C> ResponseFuture<F, B, D, C> {
             classify,
             limit,
         }
+    }
+}
+
+impl<F, B, D, C> fmt::Debug for ResponseFuture<F, B, D, C>
+where
+    D: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Inner { .. } => "waiting on the inner service",
+            State::Reading { .. } => "reading an error body",
+            State::NotReady { .. } => "answering an error of `poll_ready`",
+            State::Done => "done",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .field("format", &self.format)
+            .field("dialect", &self.dialect)
+            .field("classify", &std::any::type_name::<C>())
+            .field("body_limit", &self.limit)
+            .finish()
     }
 }
 

@@ -78,6 +78,8 @@
 //! }
 //! impl std::error::Error for QuotaExceeded {}
 //!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
 //! let layer = NormalizeLayer::new()
 //!     .dialect(DialectByPath::new(Bulk).prefix("/v1/customer", Coded::new()))
 //!     .classify_error(|error: BoxError| {
@@ -88,8 +90,6 @@
 //!         }
 //!     });
 //!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
 //! // What axum's `Query<T>` answers for `page_size=X`.
 //! let courses = ServiceBuilder::new().layer(layer.clone()).service_fn(|_: Request<()>| async {
 //!     Ok::<_, Infallible>(

@@ -466,7 +466,7 @@ impl Body for Probe {
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.hint.clone()
+        self.hint
     }
 }
 
@@ -809,7 +809,8 @@ async fn inner_errors_become_responses() {
     ) -> impl Service<Request<()>, Response = Response<Full<Bytes>>, Error = BoxError> {
         service_fn(move |_: Request<()>| async move { Err(error()) })
     }
-    let cases: [(fn() -> BoxError, u16, &str); 3] = [
+    type Case = (fn() -> BoxError, u16, &'static str);
+    let cases: [Case; 3] = [
         (
             || Box::new(tower::timeout::error::Elapsed::new()),
             408,
