@@ -48,6 +48,9 @@ pin_project! {
             body: B,
             parts: Option<response::Parts>,
             buf: Vec<u8>,
+            // Bytes read, counting every frame as at least one, so that a body of endless
+            // empty frames cannot keep the layer busy.
+            spent: usize,
         },
         // The inner service was not ready: answer without calling it.
         NotReady {
@@ -149,23 +152,25 @@ where
                         body,
                         parts: Some(parts),
                         buf: Vec::new(),
+                        spent: 0,
                     });
                 }
                 StateProj::Reading {
                     mut body,
                     parts,
                     buf,
+                    spent,
                 } => {
                     let complete = loop {
                         match ready!(body.as_mut().poll_frame(cx)) {
                             Some(Ok(frame)) => {
                                 // Trailers of an error body say nothing about the error.
-                                if let Ok(data) = frame.into_data() {
-                                    if buf.len() + data.len() > *this.limit {
-                                        break false;
-                                    }
-                                    buf.extend_from_slice(&data);
+                                let data = frame.into_data().unwrap_or_default();
+                                *spent += data.len().max(1);
+                                if *spent > *this.limit {
+                                    break false;
                                 }
+                                buf.extend_from_slice(&data);
                             }
                             Some(Err(_)) => {
                                 tracing::debug!("error body could not be read; replaced");

@@ -635,6 +635,27 @@ async fn endless_bodies_are_read_only_up_to_the_limit() {
         r#"{"error":"service_unavailable"}"#
     );
 
+    // Empty frames count against the budget too: a body of endless empty frames ends the read.
+    let polls = Arc::new(AtomicUsize::new(0));
+    let counter = polls.clone();
+    let service = service_fn(move |_: Request<()>| {
+        let (mut probe, _) = Probe::new(None, b"");
+        probe.polls = counter.clone();
+        let response = Response::builder().status(404).body(probe).unwrap();
+        async move { Ok::<_, Infallible>(response) }
+    });
+    let response = NormalizeLayer::new()
+        .body_limit(16)
+        .layer(service)
+        .oneshot(get("/"))
+        .await
+        .unwrap();
+    assert_eq!(polls.load(Ordering::SeqCst), 17);
+    assert_eq!(
+        bytes(response.into_body()).await,
+        r#"{"error":"not_found"}"#
+    );
+
     // A zero budget never reads.
     let polls = Arc::new(AtomicUsize::new(0));
     let counter = polls.clone();
