@@ -13,7 +13,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use http::{header, HeaderMap, HeaderValue, Request, Response, Uri};
 use http_body::{Body, Frame};
 use tower::{service_fn, Layer, Service};
@@ -82,36 +82,92 @@ where
     seen
 }
 
-fn success_with_streaming_body(c: &mut Criterion) {
-    let uri: Uri = "/v1/webhooks?page=1&page_size=10".parse().unwrap();
-    let mut headers = HeaderMap::new();
-    headers.insert(header::HOST, HeaderValue::from_static("api.example.com"));
-    headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-    headers.insert(header::USER_AGENT, HeaderValue::from_static("bench/1.0"));
+/// The request every variant answers, and the three variants.
+struct Setup {
+    uri: Uri,
+    headers: HeaderMap,
+}
 
+impl Setup {
+    fn new() -> Self {
+        let uri: Uri = "/v1/webhooks?page=1&page_size=10".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("api.example.com"));
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        headers.insert(header::USER_AGENT, HeaderValue::from_static("bench/1.0"));
+        Setup { uri, headers }
+    }
+
+    fn request(&self) -> Request<()> {
+        request(&self.uri, &self.headers)
+    }
+}
+
+fn success_with_streaming_body(c: &mut Criterion) {
+    let setup = Setup::new();
     let mut bare = service_fn(handler);
     let mut catch_panic = CatchPanicLayer::new().layer(service_fn(handler));
     let mut normalize = NormalizeLayer::new().layer(service_fn(handler));
     for seen in [
-        drive(&mut bare, request(&uri, &headers)),
-        drive(&mut catch_panic, request(&uri, &headers)),
-        drive(&mut normalize, request(&uri, &headers)),
+        drive(&mut bare, setup.request()),
+        drive(&mut catch_panic, setup.request()),
+        drive(&mut normalize, setup.request()),
     ] {
         assert_eq!(seen, FRAMES * CHUNK.len());
     }
 
     let mut group = c.benchmark_group("normalize/200_stream_16KiB");
     group.bench_function("bare", |b| {
-        b.iter(|| drive(&mut bare, black_box(request(&uri, &headers))))
+        b.iter(|| drive(&mut bare, black_box(setup.request())))
     });
     group.bench_function("catch_panic", |b| {
-        b.iter(|| drive(&mut catch_panic, black_box(request(&uri, &headers))))
+        b.iter(|| drive(&mut catch_panic, black_box(setup.request())))
     });
     group.bench_function("normalize", |b| {
-        b.iter(|| drive(&mut normalize, black_box(request(&uri, &headers))))
+        b.iter(|| drive(&mut normalize, black_box(setup.request())))
     });
     group.finish();
 }
 
+/// `--count <bare|catch_panic|normalize> <n>`: `n` requests through one variant, without
+/// criterion, for an instruction counter (`valgrind --tool=cachegrind`), whose figures do not
+/// depend on what else the machine is doing.
+fn count(variant: &str, n: usize) {
+    let setup = Setup::new();
+    let mut seen = 0;
+    match variant {
+        "bare" => {
+            let mut service = service_fn(handler);
+            for _ in 0..n {
+                seen += drive(&mut service, black_box(setup.request()));
+            }
+        }
+        "catch_panic" => {
+            let mut service = CatchPanicLayer::new().layer(service_fn(handler));
+            for _ in 0..n {
+                seen += drive(&mut service, black_box(setup.request()));
+            }
+        }
+        "normalize" => {
+            let mut service = NormalizeLayer::new().layer(service_fn(handler));
+            for _ in 0..n {
+                seen += drive(&mut service, black_box(setup.request()));
+            }
+        }
+        other => panic!("unknown variant {other}"),
+    }
+    assert_eq!(seen, n * FRAMES * CHUNK.len());
+}
+
 criterion_group!(benches, success_with_streaming_body);
-criterion_main!(benches);
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, flag, variant, n] = args.as_slice() {
+        if flag == "--count" {
+            return count(variant, n.parse().expect("a number of requests"));
+        }
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
