@@ -153,7 +153,9 @@
 //! | any other body of a 5xx | the status's (`server_error` for 500) | none |
 //!
 //! A field error names the field by its path below the item (`email`, `address.zip`,
-//! `tags[1]`; `object` when the item itself has the wrong shape) and says what went wrong with
+//! `tags[1]`; `object` when the item itself has the wrong shape; for `Path`, the parameter, or
+//! `path` when axum does not name it). When serde's path starts with an array index (`[1].email`,
+//! an item of a `Json<Vec<T>>` body), the index becomes the error's `_idx`. What went wrong is
 //! one of these validation codes:
 //!
 //! | validation code | serde's message |
