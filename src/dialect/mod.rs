@@ -219,6 +219,12 @@ impl ErrorFormat {
         self.path.as_ref().map(PathAndQuery::path)
     }
 
+    /// The request's query string, when known (the normalize layer quotes refused query
+    /// values from it).
+    pub fn query(&self) -> Option<&str> {
+        self.path.as_ref().and_then(PathAndQuery::query)
+    }
+
     /// The response for `error`: the gRPC form, problem details or `dialect`, as the request
     /// asked; headers-only for `HEAD`; tagged with [`RenderedError`].
     pub fn render<D: Dialect + ?Sized>(
@@ -266,6 +272,8 @@ fn accepts_problem_details(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT)
         .iter()
+        // Most clients never name problem details; a media type without `+` cannot be it, and
+        // this check spares every other request the parse below.
         .filter(|value| value.as_bytes().contains(&b'+'))
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))

@@ -227,6 +227,8 @@ fn problem_details_are_negotiated_by_accept() {
         ("application/problem+json;q=0", Wire::Dialect),
         ("*/*", Wire::Dialect),
         ("application/json", Wire::Dialect),
+        ("application/vnd.api+json", Wire::Dialect),
+        ("text/html, application/problem+xml", Wire::Dialect),
     ];
     for (accept, wire) in cases {
         let request = Request::get("/")
@@ -367,4 +369,17 @@ fn accept_values_without_a_plus_skip_the_parse() {
         Wire::ProblemDetails,
         "a later Accept header counts too"
     );
+}
+
+#[test]
+fn formats_keep_the_path_and_the_query() {
+    let request = Request::get("/v1/customer/courses?page=1&page_size=X")
+        .body(())
+        .unwrap();
+    let format = ErrorFormat::for_request(&request);
+    assert_eq!(format.path(), Some("/v1/customer/courses"));
+    assert_eq!(format.query(), Some("page=1&page_size=X"));
+    let request = Request::get("/v1/courses").body(()).unwrap();
+    assert_eq!(ErrorFormat::for_request(&request).query(), None);
+    assert_eq!(ErrorFormat::http().query(), None);
 }
