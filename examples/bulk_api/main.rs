@@ -1,0 +1,79 @@
+//! The demo server: the whole contract, runnable.
+//!
+//! ```sh
+//! cargo run --release --example bulk_api            # 127.0.0.1:3000
+//! cargo run --release --example bulk_api -- --addr 127.0.0.1:0
+//! BULK_API_ADDR=0.0.0.0:8080 cargo run --release --example bulk_api
+//! ```
+//!
+//! `/v1/webhooks` speaks the bulk dialect, `/v1/customer/…` the coded dialect; every layer of
+//! the crate is in the stack (see `app.rs`).
+
+// The modules are shared with the end-to-end tests, which include them by path.
+#![allow(unreachable_pub)]
+
+mod app;
+mod handlers;
+mod store;
+
+use std::net::SocketAddr;
+
+fn address() -> Result<SocketAddr, String> {
+    let mut args = std::env::args().skip(1);
+    let mut addr = std::env::var("BULK_API_ADDR").ok();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--addr" => addr = Some(args.next().ok_or("--addr needs HOST:PORT")?),
+            other => match other.strip_prefix("--addr=") {
+                Some(value) => addr = Some(value.to_owned()),
+                None => {
+                    return Err(format!(
+                        "unknown argument {other:?}; usage: bulk_api [--addr HOST:PORT]"
+                    ))
+                }
+            },
+        }
+    }
+    let addr = addr.unwrap_or_else(|| "127.0.0.1:3000".to_owned());
+    addr.parse()
+        .map_err(|error| format!("--addr {addr:?} is not HOST:PORT: {error}"))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler can be installed");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt().with_target(false).init();
+    let addr = match address() {
+        Ok(addr) => addr,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("cannot listen on {addr}: {error}");
+            std::process::exit(1);
+        }
+    };
+    let bound = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    println!("listening on http://{bound}");
+    println!("{}", app::banner(bound));
+    axum::serve(listener, axum::ServiceExt::into_make_service(app::app()))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .expect("the server runs");
+    println!("stopped");
+}
