@@ -95,6 +95,30 @@ fn string_field<'a>(
     }
 }
 
+/// Checks `url` and `email` when present; `email` must not be used by another webhook of the
+/// account than `id` (the one being updated, if any).
+fn check_url_and_email(
+    url: Option<&str>,
+    email: Option<&str>,
+    mine: &BTreeMap<String, Webhook>,
+    id: Option<&str>,
+    errors: &mut Vec<FieldError>,
+) {
+    if url.is_some_and(|url| !is_valid_url(url)) {
+        errors.push(FieldError::new("url", "invalid_url"));
+    }
+    if let Some(email) = email {
+        if !is_valid_email(email) {
+            errors.push(FieldError::new("email", "invalid_email"));
+        } else if mine
+            .values()
+            .any(|hook| hook.email == email && Some(hook.id.as_str()) != id)
+        {
+            errors.push(FieldError::new("email", "must_be_unique"));
+        }
+    }
+}
+
 impl Store {
     pub fn get_webhooks(&self, account: &str, ids: &[String]) -> BulkRead<Webhook> {
         let webhooks = self.webhooks.lock().unwrap();
@@ -121,16 +145,7 @@ impl Store {
             let mut errors = Vec::new();
             let url = string_field(item, "url", true, &mut errors);
             let email = string_field(item, "email", true, &mut errors);
-            if url.is_some_and(|url| !is_valid_url(url)) {
-                errors.push(FieldError::new("url", "invalid_url"));
-            }
-            if let Some(email) = email {
-                if !is_valid_email(email) {
-                    errors.push(FieldError::new("email", "invalid_email"));
-                } else if mine.values().any(|hook| hook.email == email) {
-                    errors.push(FieldError::new("email", "must_be_unique"));
-                }
-            }
+            check_url_and_email(url, email, mine, None, &mut errors);
             match (url, email) {
                 (Some(url), Some(email)) if errors.is_empty() => {
                     let id = format!("web_{}", self.next_webhook.fetch_add(1, Ordering::Relaxed));
@@ -172,19 +187,7 @@ impl Store {
                 results.push_error(ErrorCode::ObjectNotFound);
                 continue;
             }
-            if url.is_some_and(|url| !is_valid_url(url)) {
-                errors.push(FieldError::new("url", "invalid_url"));
-            }
-            if let Some(email) = email {
-                if !is_valid_email(email) {
-                    errors.push(FieldError::new("email", "invalid_email"));
-                } else if mine
-                    .values()
-                    .any(|hook| hook.email == email && hook.id != id)
-                {
-                    errors.push(FieldError::new("email", "must_be_unique"));
-                }
-            }
+            check_url_and_email(url, email, mine, Some(id), &mut errors);
             if !errors.is_empty() {
                 results.push_validation_errors(errors);
                 continue;
