@@ -255,7 +255,7 @@ fn assert_body_panics_logged(logs: &str, count: usize) {
     for line in lines {
         assert!(line.contains(r#"stage="response_body""#), "{line}");
         assert!(line.contains("method=GET"), "{line}");
-        assert!(line.contains(r#"path="/stream""#), "{line}");
+        assert!(line.contains("path=/stream "), "{line}");
     }
 }
 
@@ -289,7 +289,7 @@ async fn axum_handler_panic_is_bulk_server_error_on_a_connection_that_keeps_serv
         .unwrap_or_else(|| panic!("no panic logged: {logs}"));
     assert!(line.contains("ERROR"), "{line}");
     assert!(line.contains("method=GET"), "{line}");
-    assert!(line.contains(r#"path="/panic""#), "{line}");
+    assert!(line.contains("path=/panic "), "{line}");
     assert!(line.contains(SECRET), "the message is logged: {line}");
     assert!(!line.contains("token=abc"), "the query is not: {line}");
 }
