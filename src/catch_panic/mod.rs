@@ -26,12 +26,17 @@
 //! payload as the fixed text `<non-string panic payload>`. The payload never reaches a response.
 //! Rust's panic hook still prints its own report to stderr; the layer does not touch it.
 //!
+//! The layer keeps the first 123 bytes of the path (fewer after an extension method's name):
+//! a longer path is logged cut, marked with `…`, and a route-dependent dialect such as
+//! [`DialectByPath`](crate::dialect::DialectByPath) chooses by those bytes, which only matters
+//! for a prefix that long.
+//!
 //! # Cost
 //!
 //! Nothing is boxed and nothing reference-counted is cloned per request. A request that does not
-//! panic pays for what the panic response would need, taken before the request is handed on
-//! (the [`Wire`](crate::dialect::Wire) from two header lookups, the method, and the path copied
-//! when it is at most 68 bytes), and for a `catch_unwind` around `call` and around each poll of
+//! panic pays for what a panic response would need, taken before the request is handed on (the
+//! [`Wire`](crate::dialect::Wire), from two header lookups; the method and the path, copied into
+//! 128 bytes that need no drop), and for a `catch_unwind` around `call` and around each poll of
 //! the future and of the body; the [`ErrorFormat`] itself is built only when a panic happens.
 //! `BENCHMARKS.md` has the figures.
 //!
