@@ -80,11 +80,16 @@ where
 {
     type Output = Result<Response<ResponseBody<B, P>>, E>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut kind = self.project().kind;
         let polled = match kind.as_mut().project() {
             KindProj::Waiting { future, context } => {
-                match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+                // The output lands in this frame rather than going through `catch_unwind`'s
+                // return value, which would copy the response once more on every request.
+                let mut polled = Poll::Pending;
+                let caught = catch_unwind(AssertUnwindSafe(|| polled = future.poll(cx)));
+                match caught.map(|()| polled) {
                     Ok(Poll::Pending) => return Poll::Pending,
                     Ok(Poll::Ready(output)) => {
                         let context = context.take().expect("future polled after completion");

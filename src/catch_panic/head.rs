@@ -5,30 +5,26 @@ use crate::dialect::{ErrorFormat, Wire};
 /// What the layer keeps of a request to answer and log a panic, captured before the request is
 /// handed on.
 ///
-/// Every request pays for it and it moves with the response future and then the body, so it is
-/// small and takes no reference count (an atomic increment and decrement per request): the
-/// [`Wire`] is decided up front, a standard method and a short path are copied, and the
-/// [`ErrorFormat`] is built from them only when a panic happens.
-pub(super) struct RequestHead(Kind);
-
-/// Paths up to this length, most API paths, are copied; the whole head then fits in 72 bytes.
-const INLINE: usize = 68;
-
-enum Kind {
-    /// A standard method, by its index in `METHODS`, and a short path.
-    Inline {
-        wire: Wire,
-        method: u8,
-        len: u8,
-        path: [u8; INLINE],
-    },
-    /// An extension method or a long path, shared with the request.
-    Shared {
-        wire: Wire,
-        method: Method,
-        path: Option<PathAndQuery>,
-    },
+/// Every request pays for it, and it moves with the response future and then with the body, so
+/// it is plain bytes: nothing to count (a shared path would cost an atomic increment and
+/// decrement per request), nothing to drop. The [`Wire`] is decided up front; the method and
+/// the path are copied, a path longer than fits being cut; the [`ErrorFormat`] is built from
+/// them only when a panic happens.
+#[derive(Clone, Copy)]
+pub(super) struct RequestHead {
+    wire: Wire,
+    /// An index in `METHODS`, or `EXTENSION` when the method's name starts `text`.
+    method: u8,
+    extension_len: u8,
+    path_len: u8,
+    path_cut: bool,
+    text: [u8; TEXT],
 }
+
+/// Room for the path (after an extension method's name): the head is 128 bytes.
+pub(super) const TEXT: usize = 123;
+
+const EXTENSION: u8 = u8::MAX;
 
 static METHODS: [Method; 9] = [
     Method::GET,
@@ -45,67 +41,72 @@ static METHODS: [Method; 9] = [
 impl RequestHead {
     #[inline]
     pub(super) fn capture<B>(request: &Request<B>) -> Self {
-        let wire = Wire::for_headers(request.headers());
-        let path = request.uri().path().as_bytes();
-        let method = match *request.method() {
-            Method::GET => 0,
-            Method::POST => 1,
-            Method::PUT => 2,
-            Method::DELETE => 3,
-            Method::PATCH => 4,
-            Method::HEAD => 5,
-            Method::OPTIONS => 6,
-            Method::CONNECT => 7,
-            Method::TRACE => 8,
-            _ => u8::MAX,
+        let mut text = [0; TEXT];
+        let (method, extension_len) = match *request.method() {
+            Method::GET => (0, 0),
+            Method::POST => (1, 0),
+            Method::PUT => (2, 0),
+            Method::DELETE => (3, 0),
+            Method::PATCH => (4, 0),
+            Method::HEAD => (5, 0),
+            Method::OPTIONS => (6, 0),
+            Method::CONNECT => (7, 0),
+            Method::TRACE => (8, 0),
+            ref extension => (EXTENSION, copy_cut(extension.as_str(), &mut text)),
         };
-        if method != u8::MAX && path.len() <= INLINE {
-            let mut inline = [0; INLINE];
-            inline[..path.len()].copy_from_slice(path);
-            RequestHead(Kind::Inline {
-                wire,
-                method,
-                len: path.len() as u8,
-                path: inline,
-            })
-        } else {
-            RequestHead(Kind::Shared {
-                wire,
-                method: request.method().clone(),
-                path: request.uri().path_and_query().cloned(),
-            })
+        let path = request.uri().path();
+        let path_len = copy_cut(path, &mut text[extension_len..]);
+        RequestHead {
+            wire: Wire::for_headers(request.headers()),
+            method,
+            extension_len: extension_len as u8,
+            path_len: path_len as u8,
+            path_cut: path_len < path.len(),
+            text,
         }
     }
 
-    pub(super) fn method(&self) -> &Method {
-        match &self.0 {
-            Kind::Inline { method, .. } => &METHODS[usize::from(*method)],
-            Kind::Shared { method, .. } => method,
-        }
-    }
-
-    pub(super) fn is_grpc(&self) -> bool {
-        self.wire() == Wire::Grpc
-    }
-
-    fn wire(&self) -> Wire {
-        match self.0 {
-            Kind::Inline { wire, .. } | Kind::Shared { wire, .. } => wire,
+    /// The request's method.
+    pub(super) fn method(&self) -> Method {
+        match METHODS.get(usize::from(self.method)) {
+            Some(method) => method.clone(),
+            // The bytes of a method's name (even cut) are a method's name: the default is never
+            // used.
+            None => Method::from_bytes(&self.text[..usize::from(self.extension_len)])
+                .unwrap_or_default(),
         }
     }
 
     /// The format for the request, path included.
     pub(super) fn format(&self) -> ErrorFormat {
-        let path = match &self.0 {
-            Kind::Inline { len: 0, .. } => None,
-            // The bytes came out of a parsed URI's path, so they parse again.
-            Kind::Inline { len, path, .. } => {
-                PathAndQuery::try_from(&path[..usize::from(*len)]).ok()
-            }
-            Kind::Shared { path, .. } => path.clone(),
-        };
-        ErrorFormat::new(self.wire(), self.method(), path)
+        let start = usize::from(self.extension_len);
+        let path = &self.text[start..start + usize::from(self.path_len)];
+        // The bytes came out of a parsed URI's path and were cut at a character, so they parse.
+        let path = (!path.is_empty())
+            .then(|| PathAndQuery::try_from(path).ok())
+            .flatten();
+        ErrorFormat::new(self.wire, &self.method(), path)
     }
+
+    /// Whether the path was cut to fit.
+    pub(super) fn path_cut(&self) -> bool {
+        self.path_cut
+    }
+
+    pub(super) fn is_grpc(&self) -> bool {
+        self.wire == Wire::Grpc
+    }
+}
+
+/// Copies as much of `text` as fits into `into`, cutting at a character; returns the length.
+#[inline]
+fn copy_cut(text: &str, into: &mut [u8]) -> usize {
+    let mut len = text.len().min(into.len());
+    while !text.is_char_boundary(len) {
+        len -= 1;
+    }
+    into[..len].copy_from_slice(&text.as_bytes()[..len]);
+    len
 }
 
 #[cfg(test)]
@@ -119,52 +120,66 @@ mod tests {
     }
 
     #[test]
-    fn the_head_is_small() {
-        assert!(std::mem::size_of::<RequestHead>() <= 72);
+    fn the_head_is_plain_and_small() {
+        assert_eq!(std::mem::size_of::<RequestHead>(), 128);
+        assert!(!std::mem::needs_drop::<RequestHead>());
     }
 
     #[test]
-    fn short_paths_and_standard_methods_are_copied_and_give_the_request_format() {
-        let exactly_inline = format!("/{}", "b".repeat(INLINE - 1));
+    fn methods_and_paths_give_the_request_format() {
+        let longest = format!("/{}", "b".repeat(TEXT - 1));
         let uris = [
             "/v1/things?key=secret",
             "/",
             "http://example.com",
             "*",
-            exactly_inline.as_str(),
+            longest.as_str(),
         ];
         for uri in uris {
-            for method in &METHODS {
+            for method in METHODS
+                .iter()
+                .chain(&[Method::from_bytes(b"PROPFIND").unwrap()])
+            {
                 let request = Request::builder().method(method).uri(uri).body(()).unwrap();
-                let inline = head(&request);
-                assert!(matches!(inline.0, Kind::Inline { .. }), "{method} {uri}");
-                assert_eq!(inline.method(), method);
-                let format = inline.format();
-                assert_eq!(format.path(), Some(request.uri().path()), "{uri}");
-                assert_eq!(format.is_head(), method == Method::HEAD);
-                assert_eq!(format.wire(), Wire::Dialect);
+                let captured = head(&request);
+                assert_eq!(&captured.method(), method);
+                let expected = ErrorFormat::for_request(&request);
+                if method.as_str().len() + request.uri().path().len() <= TEXT {
+                    let format = captured.format();
+                    assert_eq!(format.path(), expected.path(), "{method} {uri}");
+                    assert_eq!(format.wire(), expected.wire());
+                    assert!(!captured.path_cut());
+                }
+                assert_eq!(captured.format().is_head(), method == Method::HEAD);
             }
         }
     }
 
     #[test]
-    fn long_paths_and_extension_methods_are_shared() {
-        let long = format!("/{}?key=secret", "a".repeat(INLINE));
+    fn long_paths_are_cut_at_a_character() {
+        let long = format!("/{}é{}?key=secret", "a".repeat(TEXT - 2), "z".repeat(10));
         let request = Request::get(long.as_str()).body(()).unwrap();
-        let shared = head(&request);
-        assert!(matches!(shared.0, Kind::Shared { .. }));
-        assert_eq!(shared.format(), ErrorFormat::for_request(&request));
-        assert_eq!(shared.format().path(), Some(&long[..INLINE + 1]));
+        let captured = head(&request);
+        assert!(captured.path_cut());
+        // `é` is two bytes and would end past the room: the cut comes before it.
+        assert_eq!(
+            captured.format().path(),
+            Some(&long[..TEXT - 1]),
+            "cut to the room left"
+        );
 
         let request = Request::builder()
             .method("PROPFIND")
-            .uri("/dav/file")
+            .uri(format!("/dav/{}", "f".repeat(200)))
             .body(())
             .unwrap();
-        let extension = head(&request);
-        assert!(matches!(extension.0, Kind::Shared { .. }));
-        assert_eq!(extension.method().as_str(), "PROPFIND");
-        assert_eq!(extension.format(), ErrorFormat::for_request(&request));
+        let captured = head(&request);
+        assert!(captured.path_cut());
+        assert_eq!(captured.method().as_str(), "PROPFIND");
+        assert_eq!(
+            captured.format().path().unwrap().len(),
+            TEXT - "PROPFIND".len()
+        );
     }
 
     #[test]

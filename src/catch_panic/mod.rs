@@ -26,12 +26,17 @@
 //! payload as the fixed text `<non-string panic payload>`. The payload never reaches a response.
 //! Rust's panic hook still prints its own report to stderr; the layer does not touch it.
 //!
+//! The layer keeps the first 123 bytes of the path (fewer after an extension method's name):
+//! a longer path is logged cut, marked with `…`, and a route-dependent dialect such as
+//! [`DialectByPath`](crate::dialect::DialectByPath) chooses by those bytes, which only matters
+//! for a prefix that long.
+//!
 //! # Cost
 //!
 //! Nothing is boxed and nothing reference-counted is cloned per request. A request that does not
-//! panic pays for what the panic response would need, taken before the request is handed on
-//! (the [`Wire`](crate::dialect::Wire) from two header lookups, the method, and the path copied
-//! when it is at most 68 bytes), and for a `catch_unwind` around `call` and around each poll of
+//! panic pays for what a panic response would need, taken before the request is handed on (the
+//! [`Wire`](crate::dialect::Wire), from two header lookups; the method and the path, copied into
+//! 128 bytes that need no drop), and for a `catch_unwind` around `call` and around each poll of
 //! the future and of the body; the [`ErrorFormat`] itself is built only when a panic happens.
 //! `BENCHMARKS.md` has the figures.
 //!
@@ -191,6 +196,7 @@ pub struct CaughtPanic<'a> {
     method: &'a Method,
     format: &'a ErrorFormat,
     stage: PanicStage,
+    path_cut: bool,
 }
 
 /// Logged in place of a payload that is neither a `&str` nor a `String`.
@@ -208,7 +214,13 @@ impl<'a> CaughtPanic<'a> {
             method,
             format,
             stage,
+            path_cut: false,
         }
+    }
+
+    fn with_path_cut(mut self, path_cut: bool) -> Self {
+        self.path_cut = path_cut;
+        self
     }
 
     /// The panic payload, as given to `panic!` or `std::panic::panic_any`.
@@ -233,6 +245,10 @@ impl<'a> CaughtPanic<'a> {
     }
 
     /// The request's path, without the query string.
+    ///
+    /// The layer keeps at most 123 bytes of it (fewer after an extension method's name), which
+    /// route-dependent dialects and the log line see; a longer path is cut, and marked with `…`
+    /// in the log line.
     pub fn path(&self) -> Option<&str> {
         self.format.path()
     }
@@ -381,8 +397,8 @@ where
     R: ResponseForPanic<D>,
     P: OnPanic,
 {
-    let format = head.format();
-    let panic = CaughtPanic::new(&*payload, head.method(), &format, stage);
+    let (format, method) = (head.format(), head.method());
+    let panic = CaughtPanic::new(&*payload, &method, &format, stage).with_path_cut(head.path_cut());
     report(on_panic, &panic);
     // A custom response that panics falls back to the bulk dialect, which cannot.
     catch_unwind(AssertUnwindSafe(|| {
@@ -401,8 +417,9 @@ where
 #[cold]
 #[inline(never)]
 fn observe<P: OnPanic>(payload: Box<dyn Any + Send>, head: &RequestHead, on_panic: &mut P) {
-    let format = head.format();
-    let panic = CaughtPanic::new(&*payload, head.method(), &format, PanicStage::ResponseBody);
+    let (format, method) = (head.format(), head.method());
+    let panic = CaughtPanic::new(&*payload, &method, &format, PanicStage::ResponseBody)
+        .with_path_cut(head.path_cut());
     report(on_panic, &panic);
 }
 
@@ -410,7 +427,7 @@ fn observe<P: OnPanic>(payload: Box<dyn Any + Send>, head: &RequestHead, on_pani
 fn report<P: OnPanic>(on_panic: &mut P, panic: &CaughtPanic<'_>) {
     tracing::error!(
         method = %panic.method(),
-        path = panic.path().unwrap_or_default(),
+        path = %LoggedPath(panic),
         stage = panic.stage().as_str(),
         panic = panic.message().unwrap_or(NON_STRING_PAYLOAD),
         "service panicked",
@@ -420,6 +437,19 @@ fn report<P: OnPanic>(on_panic: &mut P, panic: &CaughtPanic<'_>) {
             stage = panic.stage().as_str(),
             "the panic observer panicked"
         );
+    }
+}
+
+/// The path as logged: marked with `…` when it was cut.
+struct LoggedPath<'a>(&'a CaughtPanic<'a>);
+
+impl fmt::Display for LoggedPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.path().unwrap_or_default())?;
+        if self.0.path_cut {
+            f.write_str("…")?;
+        }
+        Ok(())
     }
 }
 

@@ -84,11 +84,19 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         // Captured now: once the request is handed on, a panic leaves nothing to read it from.
         let head = RequestHead::capture(&request);
-        match catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
-            Ok(future) => ResponseFuture::new(
+        // The request and the future stay in this frame rather than going through
+        // `catch_unwind`'s closure and return value, which would copy each once more.
+        let mut request = Some(request);
+        let mut future = None;
+        let caught = catch_unwind(AssertUnwindSafe(|| {
+            future = request.take().map(|request| self.inner.call(request));
+        }));
+        match caught.map(|()| future) {
+            Ok(Some(future)) => ResponseFuture::new(
                 future,
                 PanicContext {
                     head,
@@ -97,6 +105,7 @@ where
                     on_panic: self.on_panic.clone(),
                 },
             ),
+            Ok(None) => unreachable!("the closure ran to its end"),
             Err(payload) => ResponseFuture::answered(answer(
                 payload,
                 &head,
