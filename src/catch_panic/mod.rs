@@ -22,9 +22,14 @@
 //!
 //! Every caught panic is logged through [`tracing`] at error level with the request's method,
 //! its path (without the query string, which may carry credentials), the stage
-//! ([`PanicStage`]) and the panic message: a `&str` or `String` payload as is, any other
-//! payload as the fixed text `<non-string panic payload>`. The payload never reaches a response.
-//! Rust's panic hook still prints its own report to stderr; the layer does not touch it.
+//! ([`PanicStage`]) and a fingerprint of the panic message — its length and the first bytes of
+//! its SHA-256, e.g. `panic=<41 bytes, sha256:3f2a9c1e>` — never the message in clear: the
+//! contract promises that no panic payload reaches a response or a log line, since messages
+//! often carry the data being processed (a key, a customer's record). The fingerprint lets an
+//! operator match the line with the message where it is allowed to go: Rust's panic hook still
+//! prints its own report to stderr (the layer does not touch it), and an [`OnPanic`] observer
+//! is handed the payload itself ([`CaughtPanic::message`]). A payload that is neither `&str` nor
+//! `String` is logged as `<non-string panic payload>`.
 //!
 //! The layer keeps the first 123 bytes of the path (fewer after an extension method's name):
 //! a longer path is logged cut, marked with `…`, and a route-dependent dialect such as
@@ -429,7 +434,7 @@ fn report<P: OnPanic>(on_panic: &mut P, panic: &CaughtPanic<'_>) {
         method = %panic.method(),
         path = %LoggedPath(panic),
         stage = panic.stage().as_str(),
-        panic = panic.message().unwrap_or(NON_STRING_PAYLOAD),
+        panic = %PayloadFingerprint(panic.message()),
         "service panicked",
     );
     if catch_unwind(AssertUnwindSafe(|| on_panic.on_panic(panic))).is_err() {
@@ -437,6 +442,24 @@ fn report<P: OnPanic>(on_panic: &mut P, panic: &CaughtPanic<'_>) {
             stage = panic.stage().as_str(),
             "the panic observer panicked"
         );
+    }
+}
+
+/// What is logged of a panic message: its length and a digest prefix, never its text.
+struct PayloadFingerprint<'a>(Option<&'a str>);
+
+impl fmt::Display for PayloadFingerprint<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use sha2::Digest;
+        let Some(message) = self.0 else {
+            return f.write_str(NON_STRING_PAYLOAD);
+        };
+        let digest = sha2::Sha256::digest(message.as_bytes());
+        write!(f, "<{} bytes, sha256:", message.len())?;
+        for byte in &digest[..4] {
+            write!(f, "{byte:02x}")?;
+        }
+        f.write_str(">")
     }
 }
 
