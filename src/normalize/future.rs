@@ -42,15 +42,13 @@ pin_project! {
             #[pin]
             future: F,
         },
-        // Reading the first bytes of an error body to understand it.
+        // Reading the first bytes of an error body to understand it. The rest of what reading
+        // needs is boxed: it would otherwise more than double the size of every future, success
+        // or not, for the sake of the rare error whose body is read.
         Reading {
             #[pin]
             body: B,
-            parts: Option<response::Parts>,
-            buf: Vec<u8>,
-            // Bytes read, counting every frame as at least one, so that a body of endless
-            // empty frames cannot keep the layer busy.
-            spent: usize,
+            read: Option<Box<Read>>,
         },
         // The inner service was not ready: answer without calling it.
         NotReady {
@@ -58,6 +56,15 @@ pin_project! {
         },
         Done,
     }
+}
+
+/// An error body being read: the response head to answer with, and the bytes so far.
+struct Read {
+    parts: response::Parts,
+    buf: Vec<u8>,
+    // Bytes read, counting every frame as at least one, so that a body of endless empty frames
+    // cannot keep the layer busy.
+    spent: usize,
 }
 
 impl<F, B, D, C> ResponseFuture<F, B, D, C> {
@@ -150,27 +157,25 @@ where
                     }
                     this.state.set(State::Reading {
                         body,
-                        parts: Some(parts),
-                        buf: Vec::new(),
-                        spent: 0,
+                        read: Some(Box::new(Read {
+                            parts,
+                            buf: Vec::new(),
+                            spent: 0,
+                        })),
                     });
                 }
-                StateProj::Reading {
-                    mut body,
-                    parts,
-                    buf,
-                    spent,
-                } => {
+                StateProj::Reading { mut body, read } => {
+                    let state = read.as_mut().expect("future polled after completion");
                     let complete = loop {
                         match ready!(body.as_mut().poll_frame(cx)) {
                             Some(Ok(frame)) => {
                                 // Trailers of an error body say nothing about the error.
                                 let data = frame.into_data().unwrap_or_default();
-                                *spent += data.len().max(1);
-                                if *spent > *this.limit {
+                                state.spent += data.len().max(1);
+                                if state.spent > *this.limit {
                                     break false;
                                 }
-                                buf.extend_from_slice(&data);
+                                state.buf.extend_from_slice(&data);
                             }
                             Some(Err(_)) => {
                                 tracing::debug!("error body could not be read; replaced");
@@ -179,8 +184,8 @@ where
                             None => break true,
                         }
                     };
-                    let parts = parts.take().expect("response parts are kept while reading");
-                    let data = Bytes::from(mem::take(buf));
+                    let Read { parts, buf, .. } = *read.take().expect("kept while reading");
+                    let data = Bytes::from(buf);
                     this.state.set(State::Done);
                     let data = complete.then_some(data);
                     return Poll::Ready(Ok(finish(parts, data, this.format, this.dialect)));
