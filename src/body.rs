@@ -85,7 +85,9 @@ pin_project! {
     #[project = KindProj]
     enum Kind<B> {
         Inner { #[pin] body: B },
-        Error { body: ErrorBody },
+        // Boxed: an inline `ErrorBody` (four words) would make every response carrying an inner
+        // body that much larger, and responses are moved several times on their way out.
+        Error { body: Box<ErrorBody> },
     }
 }
 
@@ -100,7 +102,9 @@ impl<B> ResponseBody<B> {
     /// A contract error body.
     pub fn error(body: ErrorBody) -> Self {
         ResponseBody {
-            kind: Kind::Error { body },
+            kind: Kind::Error {
+                body: Box::new(body),
+            },
         }
     }
 
@@ -120,7 +124,7 @@ impl<B> fmt::Debug for ResponseBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             Kind::Inner { .. } => f.write_str("ResponseBody::Inner(..)"),
-            Kind::Error { body } => f.debug_tuple("ResponseBody::Error").field(body).finish(),
+            Kind::Error { body } => f.debug_tuple("ResponseBody::Error").field(&**body).finish(),
         }
     }
 }
@@ -139,7 +143,7 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         match self.project().kind.project() {
             KindProj::Inner { body } => body.poll_frame(cx),
-            KindProj::Error { body } => Pin::new(body)
+            KindProj::Error { body } => Pin::new(&mut **body)
                 .poll_frame(cx)
                 .map(|frame| frame.map(|result| result.map_err(|never| match never {}))),
         }
@@ -281,6 +285,16 @@ mod tests {
         assert_eq!(body.collect().await.unwrap().to_bytes(), r#"{"error":"x"}"#);
         assert!(ErrorBody::empty().is_end_stream());
         assert!(ErrorBody::new(Bytes::new()).is_end_stream());
+    }
+
+    #[test]
+    fn wrapping_an_inner_body_costs_one_word() {
+        use http_body_util::combinators::UnsyncBoxBody;
+        type Boxed = UnsyncBoxBody<Bytes, std::io::Error>;
+        assert!(
+            std::mem::size_of::<ResponseBody<Boxed>>()
+                <= std::mem::size_of::<Boxed>() + std::mem::size_of::<usize>()
+        );
     }
 
     #[tokio::test]

@@ -1,4 +1,5 @@
 use std::{
+    convert::Infallible,
     fmt,
     future::Future,
     mem,
@@ -42,15 +43,13 @@ pin_project! {
             #[pin]
             future: F,
         },
-        // Reading the first bytes of an error body to understand it.
+        // Reading the first bytes of an error body to understand it. The rest of what reading
+        // needs is boxed: it would otherwise more than double the size of every future, success
+        // or not, for the sake of the rare error whose body is read.
         Reading {
             #[pin]
             body: B,
-            parts: Option<response::Parts>,
-            buf: Vec<u8>,
-            // Bytes read, counting every frame as at least one, so that a body of endless
-            // empty frames cannot keep the layer busy.
-            spent: usize,
+            read: Option<Box<Read>>,
         },
         // The inner service was not ready: answer without calling it.
         NotReady {
@@ -58,6 +57,15 @@ pin_project! {
         },
         Done,
     }
+}
+
+/// An error body being read: the response head to answer with, and the bytes so far.
+struct Read {
+    parts: response::Parts,
+    buf: Vec<u8>,
+    // Bytes read, counting every frame as at least one, so that a body of endless empty frames
+    // cannot keep the layer busy.
+    spent: usize,
 }
 
 impl<F, B, D, C> ResponseFuture<F, B, D, C> {
@@ -123,77 +131,136 @@ where
     D: Dialect,
     C: ClassifyError,
 {
-    type Output = Result<Response<ResponseBody<B>>, std::convert::Infallible>;
+    type Output = Result<Response<ResponseBody<B>>, Infallible>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        loop {
-            match this.state.as_mut().project() {
-                StateProj::Inner { future } => {
-                    let response = match ready!(future.poll(cx)) {
-                        Ok(response) => response,
-                        Err(error) => {
-                            let error = this.classify.classify_error(error.into());
-                            this.state.set(State::Done);
-                            return Poll::Ready(Ok(render(this.format, this.dialect, &error)));
-                        }
-                    };
-                    if passes(&response) {
-                        this.state.set(State::Done);
-                        return Poll::Ready(Ok(response.map(ResponseBody::inner)));
-                    }
-                    let (parts, body) = response.into_parts();
-                    if !worth_reading(&parts, &body, this.format, *this.limit) {
-                        this.state.set(State::Done);
-                        let error = understand(&parts, b"", this.format);
-                        return Poll::Ready(Ok(rewrite(parts, &error, this.format, this.dialect)));
-                    }
-                    this.state.set(State::Reading {
-                        body,
-                        parts: Some(parts),
-                        buf: Vec::new(),
-                        spent: 0,
-                    });
-                }
-                StateProj::Reading {
-                    mut body,
-                    parts,
-                    buf,
-                    spent,
-                } => {
-                    let complete = loop {
-                        match ready!(body.as_mut().poll_frame(cx)) {
-                            Some(Ok(frame)) => {
-                                // Trailers of an error body say nothing about the error.
-                                let data = frame.into_data().unwrap_or_default();
-                                *spent += data.len().max(1);
-                                if *spent > *this.limit {
-                                    break false;
-                                }
-                                buf.extend_from_slice(&data);
-                            }
-                            Some(Err(_)) => {
-                                tracing::debug!("error body could not be read; replaced");
-                                break false;
-                            }
-                            None => break true,
-                        }
-                    };
-                    let parts = parts.take().expect("response parts are kept while reading");
-                    let data = Bytes::from(mem::take(buf));
+        if let StateProj::Inner { future } = this.state.as_mut().project() {
+            match ready!(future.poll(cx)) {
+                Ok(response) if passes(&response) => {
                     this.state.set(State::Done);
-                    let data = complete.then_some(data);
-                    return Poll::Ready(Ok(finish(parts, data, this.format, this.dialect)));
+                    return Poll::Ready(Ok(response.map(ResponseBody::inner)));
                 }
-                StateProj::NotReady { error } => {
-                    let error = error.take().expect("future polled after completion");
-                    let error = this.classify.classify_error(error);
-                    this.state.set(State::Done);
-                    return Poll::Ready(Ok(render(this.format, this.dialect, &error)));
+                outcome => {
+                    let answered = on_error(
+                        outcome,
+                        this.state.as_mut(),
+                        this.format,
+                        this.dialect,
+                        this.classify,
+                        *this.limit,
+                    );
+                    if let Some(response) = answered {
+                        return Poll::Ready(Ok(response));
+                    }
                 }
-                StateProj::Done => panic!("future polled after completion"),
             }
         }
+        poll_error(
+            this.state,
+            cx,
+            this.format,
+            this.dialect,
+            this.classify,
+            *this.limit,
+        )
+    }
+}
+
+/// An `Err` or an error response from the inner service: answered at once, or `None` once the
+/// state is set to read the body. Kept out of `poll` so the success path stays small.
+#[cold]
+#[inline(never)]
+fn on_error<F, B, E, D, C>(
+    outcome: Result<Response<B>, E>,
+    mut state: Pin<&mut State<F, B>>,
+    format: &ErrorFormat,
+    dialect: &D,
+    classify: &mut C,
+    limit: usize,
+) -> Option<Response<ResponseBody<B>>>
+where
+    E: Into<BoxError>,
+    B: Body<Data = Bytes>,
+    D: Dialect,
+    C: ClassifyError,
+{
+    let response = match outcome {
+        Ok(response) => response,
+        Err(error) => {
+            let error = classify.classify_error(error.into());
+            state.set(State::Done);
+            return Some(render(format, dialect, &error));
+        }
+    };
+    let (parts, body) = response.into_parts();
+    if !worth_reading(&parts, &body, format, limit) {
+        state.set(State::Done);
+        let error = understand(&parts, b"", format);
+        return Some(rewrite(parts, &error, format, dialect));
+    }
+    state.set(State::Reading {
+        body,
+        read: Some(Box::new(Read {
+            parts,
+            buf: Vec::new(),
+            spent: 0,
+        })),
+    });
+    None
+}
+
+/// Every state but waiting on the inner service: reading an error body, answering a
+/// `poll_ready` error.
+#[cold]
+#[inline(never)]
+fn poll_error<F, B, D, C>(
+    mut state: Pin<&mut State<F, B>>,
+    cx: &mut Context<'_>,
+    format: &ErrorFormat,
+    dialect: &D,
+    classify: &mut C,
+    limit: usize,
+) -> Poll<Result<Response<ResponseBody<B>>, Infallible>>
+where
+    B: Body<Data = Bytes>,
+    D: Dialect,
+    C: ClassifyError,
+{
+    match state.as_mut().project() {
+        StateProj::Reading { mut body, read } => {
+            let progress = read.as_mut().expect("future polled after completion");
+            let complete = loop {
+                match ready!(body.as_mut().poll_frame(cx)) {
+                    Some(Ok(frame)) => {
+                        // Trailers of an error body say nothing about the error.
+                        let data = frame.into_data().unwrap_or_default();
+                        progress.spent += data.len().max(1);
+                        if progress.spent > limit {
+                            break false;
+                        }
+                        progress.buf.extend_from_slice(&data);
+                    }
+                    Some(Err(_)) => {
+                        tracing::debug!("error body could not be read; replaced");
+                        break false;
+                    }
+                    None => break true,
+                }
+            };
+            let Read { parts, buf, .. } = *read.take().expect("kept while reading");
+            state.set(State::Done);
+            let data = complete.then(|| Bytes::from(buf));
+            Poll::Ready(Ok(finish(parts, data, format, dialect)))
+        }
+        StateProj::NotReady { error } => {
+            let error = error.take().expect("future polled after completion");
+            let error = classify.classify_error(error);
+            state.set(State::Done);
+            Poll::Ready(Ok(render(format, dialect, &error)))
+        }
+        StateProj::Inner { .. } | StateProj::Done => panic!("future polled after completion"),
     }
 }
 

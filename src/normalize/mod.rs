@@ -218,9 +218,10 @@
 //!
 //! At most [`DEFAULT_BODY_LIMIT`] bytes (4 KiB; see [`NormalizeLayer::body_limit`]) of an error
 //! body are read. A body whose `Content-Length` or size hint is larger is dropped unread; one
-//! that turns out larger is dropped as soon as it passes the budget; both get the status's
-//! code. Framework rejections and contract bodies are far smaller. A body left alone after
-//! reading is handed on as the same bytes (trailers of an error body are not kept).
+//! that turns out larger (every frame counting as at least one byte) is dropped as soon as it
+//! passes the budget; both get the status's code. Framework rejections and contract bodies are
+//! far smaller. A body left alone after reading is handed on as the same bytes (trailers of an
+//! error body are not kept).
 
 mod classify;
 mod future;

@@ -113,6 +113,7 @@ where
     type Error = Infallible;
     type Future = ResponseFuture<S::Future, ResBody, D, C>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // The layer is infallible: an inner service that cannot become ready gets its error
         // answered as a response by the next call, which does not reach it.
@@ -124,6 +125,7 @@ where
         Poll::Ready(Ok(()))
     }
 
+    #[inline]
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         // Decided now: the request is gone once the inner service has it.
         let format = ErrorFormat::for_request(&request);
