@@ -1,8 +1,42 @@
+use bytes::Bytes;
 use http::{HeaderMap, Response};
 use serde::Deserialize;
 
 use super::{has_content_type, json_response, Dialect, ErrorFormat};
-use crate::{body::ErrorBody, error::ApiError};
+use crate::{
+    body::ErrorBody,
+    error::{ApiError, ErrorCode},
+};
+
+/// `{"error":"<code>"}` for the crate's own codes, written once: most rejections (a bad key,
+/// too many items) are answered without serializing anything.
+fn universal_body(code: &ErrorCode) -> Option<&'static [u8]> {
+    macro_rules! bodies {
+        ($($variant:ident => $name:literal),* $(,)?) => {
+            match code {
+                $(ErrorCode::$variant => Some(concat!(r#"{"error":""#, $name, r#""}"#).as_bytes()),)*
+                // `validation_errors` carries its list; a custom code has no static name.
+                _ => None,
+            }
+        };
+    }
+    bodies! {
+        Unauthorized => "unauthorized",
+        Forbidden => "forbidden",
+        TooManyItems => "too_many_items",
+        ServerError => "server_error",
+        NotFound => "not_found",
+        MethodNotAllowed => "method_not_allowed",
+        NotAcceptable => "not_acceptable",
+        RequestTimeout => "request_timeout",
+        PayloadTooLarge => "payload_too_large",
+        UnsupportedMediaType => "unsupported_media_type",
+        InvalidJson => "invalid_json",
+        TooManyRequests => "too_many_requests",
+        ServiceUnavailable => "service_unavailable",
+        ObjectNotFound => "object_not_found",
+    }
+}
 
 /// The bulk API's dialect (the default): `{"error": "<code>"}`.
 ///
@@ -23,8 +57,13 @@ pub struct Bulk;
 
 impl Dialect for Bulk {
     fn render(&self, error: &ApiError, _format: &ErrorFormat) -> Response<ErrorBody> {
+        if error.index().is_none() {
+            if let Some(body) = universal_body(error.code()) {
+                return json_response(error.status(), "application/json", Bytes::from_static(body));
+            }
+        }
         let body = serde_json::to_vec(error).expect("an ApiError always serializes");
-        json_response(error.status(), "application/json", body)
+        json_response(error.status(), "application/json", body.into())
     }
 
     fn recognizes(&self, headers: &HeaderMap, body: &[u8], _format: &ErrorFormat) -> bool {
@@ -35,5 +74,39 @@ impl Dialect for Bulk {
         }
         has_content_type(headers, "application/json")
             && serde_json::from_slice::<Shape<'_>>(body).is_ok_and(|shape| !shape.error.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_bodies_match_serialization() {
+        let codes = [
+            ErrorCode::Unauthorized,
+            ErrorCode::Forbidden,
+            ErrorCode::TooManyItems,
+            ErrorCode::ServerError,
+            ErrorCode::NotFound,
+            ErrorCode::MethodNotAllowed,
+            ErrorCode::NotAcceptable,
+            ErrorCode::RequestTimeout,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::UnsupportedMediaType,
+            ErrorCode::InvalidJson,
+            ErrorCode::TooManyRequests,
+            ErrorCode::ServiceUnavailable,
+            ErrorCode::ObjectNotFound,
+        ];
+        for code in codes {
+            let error = ApiError::new(code.clone());
+            assert_eq!(
+                universal_body(&code).unwrap(),
+                serde_json::to_vec(&error).unwrap().as_slice(),
+                "{code}"
+            );
+        }
+        assert!(universal_body(&ErrorCode::ValidationErrors).is_none());
     }
 }

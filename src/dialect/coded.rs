@@ -166,7 +166,7 @@ impl Dialect for Coded {
             errors,
         };
         let body = serde_json::to_vec(&body).expect("a coded error always serializes");
-        json_response(error.status(), "application/json", body)
+        json_response(error.status(), "application/json", body.into())
     }
 
     fn recognizes(&self, headers: &HeaderMap, body: &[u8], _format: &ErrorFormat) -> bool {

@@ -238,10 +238,10 @@ impl ErrorFormat {
             Wire::Dialect => dialect.render(error, self),
         };
         if self.wire != Wire::Grpc {
-            let length = response.body().as_bytes().len();
+            let length = content_length(response.body().as_bytes().len());
             response
                 .headers_mut()
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+                .insert(header::CONTENT_LENGTH, length);
             if response.status() == http::StatusCode::UNAUTHORIZED {
                 response
                     .headers_mut()
@@ -254,9 +254,20 @@ impl ErrorFormat {
         }
         response
             .extensions_mut()
-            .insert(RenderedError(Arc::new(error.clone())));
+            .insert(RenderedError(error.clone()));
         response
     }
+}
+
+/// A `Content-Length` value. Error bodies are short: their lengths come from a table built once,
+/// so rendering a rejection does not allocate for it (`HeaderValue::from(usize)` does).
+fn content_length(length: usize) -> HeaderValue {
+    static SHORT: std::sync::OnceLock<Vec<HeaderValue>> = std::sync::OnceLock::new();
+    let short = SHORT.get_or_init(|| (0..512_usize).map(HeaderValue::from).collect());
+    short
+        .get(length)
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from(length))
 }
 
 /// `Accept` names `application/problem+json` with a non-zero quality.
@@ -293,14 +304,14 @@ fn accepts_problem_details(headers: &HeaderMap) -> bool {
 /// The marker in the extensions of every response the crate renders: outer layers see that a
 /// response is already in the contract, and which error it carries, without reading the body.
 #[derive(Clone, Debug)]
-pub struct RenderedError(Arc<ApiError>);
+pub struct RenderedError(ApiError);
 
 impl RenderedError {
     /// Marks a response built by hand (e.g. a custom panic response) as a contract response.
     pub fn mark<B>(response: &mut Response<B>, error: &ApiError) {
         response
             .extensions_mut()
-            .insert(RenderedError(Arc::new(error.clone())));
+            .insert(RenderedError(error.clone()));
     }
 
     /// The error the response carries.
@@ -313,9 +324,9 @@ impl RenderedError {
 pub(crate) fn json_response(
     status: http::StatusCode,
     content_type: &'static str,
-    body: Vec<u8>,
+    body: Bytes,
 ) -> Response<ErrorBody> {
-    let mut response = Response::new(ErrorBody::new(Bytes::from(body)));
+    let mut response = Response::new(ErrorBody::new(body));
     *response.status_mut() = status;
     response
         .headers_mut()
