@@ -307,7 +307,8 @@ pub struct DefaultCount {
 
 enum CountKind {
     Json { counter: ItemCounter },
-    Grpc { messages: GrpcMessages },
+    // Boxed: gRPC counts are rarer, and the JSON count moves around a future.
+    Grpc { messages: Box<GrpcMessages> },
 }
 
 impl fmt::Debug for DefaultCount {
@@ -386,7 +387,7 @@ impl CountItems for DefaultCounter {
                 let scanner = items.scanner.clone().with_limit(limit);
                 return Start::Count(DefaultCount {
                     kind: CountKind::Grpc {
-                        messages: GrpcMessages::new(scanner, max_bytes),
+                        messages: Box::new(GrpcMessages::new(scanner, max_bytes)),
                     },
                     limit,
                 });
