@@ -305,6 +305,8 @@ pub struct DefaultCount {
     limit: usize,
 }
 
+// The JSON counter stays inline: boxing it would cost an allocation on every counted request.
+#[allow(clippy::large_enum_variant)]
 enum CountKind {
     Json { counter: ItemCounter },
     // Boxed: gRPC counts are rarer, and the JSON count moves around a future.
