@@ -14,7 +14,7 @@ fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|cases| cases.parse().ok())
-        .unwrap_or(192);
+        .unwrap_or(128);
     ProptestConfig {
         cases,
         ..ProptestConfig::default()

@@ -47,9 +47,11 @@ pub const MAX_DEPTH: usize = 128;
 ///
 /// The counter looks at 64 bytes at a time: it turns them into bitmasks (quotes, backslashes,
 /// brackets, control characters), and walks the brackets and the few bytes between items
-/// rather than every byte. On x86-64 CPUs with AVX2 (detected at run time) the bitmasks come
-/// from vector instructions; elsewhere from portable 64-bit arithmetic. Both give identical
-/// results; `BENCHMARKS.md` has the figures.
+/// rather than every byte. Blocks inside a string or inside an item, and the step from one
+/// array or object item to the next, go through a small loop that keeps its state in
+/// registers; anything else goes through the full state machine. On x86-64 CPUs with AVX2
+/// (detected at run time) the bitmasks come from vector instructions; elsewhere from portable
+/// 64-bit arithmetic. Both give identical results; `BENCHMARKS.md` has the figures.
 ///
 /// ```
 /// use tower_api_errors::batch_limit::{CountErrorKind, ItemCounter};
@@ -149,7 +151,20 @@ enum Scalar {
     Exp,
     ExpSign,
     ExpDigits,
-    Word { word: &'static [u8], at: u8 },
+    /// `true`, `false` or `null` (by its first letter), `at` letters read.
+    Word {
+        first: u8,
+        at: u8,
+    },
+}
+
+/// The literal that begins with `first`.
+fn literal(first: u8) -> &'static [u8] {
+    match first {
+        b't' => b"true",
+        b'f' => b"false",
+        _ => b"null",
+    }
 }
 
 impl Scalar {
@@ -158,18 +173,9 @@ impl Scalar {
             b'-' => Scalar::Minus,
             b'0' => Scalar::Zero,
             b'1'..=b'9' => Scalar::Int,
-            b't' => Scalar::Word {
-                word: b"true",
-                at: 1,
-            },
-            b'f' => Scalar::Word {
-                word: b"false",
-                at: 1,
-            },
-            b'n' => Scalar::Word {
-                word: b"null",
-                at: 1,
-            },
+            b't' => Scalar::Word { first: b, at: 1 },
+            b'f' => Scalar::Word { first: b, at: 1 },
+            b'n' => Scalar::Word { first: b, at: 1 },
             _ => return None,
         })
     }
@@ -198,7 +204,8 @@ impl Scalar {
             Scalar::Exp if b == b'+' || b == b'-' => Scalar::ExpSign,
             Scalar::Exp if digit => Scalar::ExpDigits,
             Scalar::Exp => return Err(()),
-            Scalar::Word { word, at } => {
+            Scalar::Word { first, at } => {
+                let word = literal(first);
                 let at = usize::from(at);
                 if at == word.len() {
                     return Ok(None);
@@ -207,7 +214,7 @@ impl Scalar {
                     return Err(());
                 }
                 Scalar::Word {
-                    word,
+                    first,
                     at: (at + 1) as u8,
                 }
             }
@@ -218,7 +225,7 @@ impl Scalar {
     fn is_complete(self) -> bool {
         match self {
             Scalar::Zero | Scalar::Int | Scalar::Frac | Scalar::ExpDigits => true,
-            Scalar::Word { word, at } => usize::from(at) == word.len(),
+            Scalar::Word { first, at } => usize::from(at) == literal(first).len(),
             _ => false,
         }
     }
