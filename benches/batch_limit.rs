@@ -1,9 +1,22 @@
 //! Batch limit benchmarks. See `BENCHMARKS.md`, section "Batch limit".
-use std::hint::black_box;
+use std::{
+    convert::Infallible,
+    future::Future,
+    hint::black_box,
+    pin::pin,
+    task::{Context, Poll, Waker},
+};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
 use serde::de::IgnoredAny;
-use tower_api_errors::batch_limit::ItemCounter;
+use tower::{Layer, Service};
+use tower_api_errors::{
+    batch_limit::{BatchLimitLayer, ItemCounter},
+    body::RequestBody,
+};
 
 /// Frames as a server hands them over.
 const CHUNK: usize = 16 * 1024;
@@ -79,5 +92,118 @@ fn throughput(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, throughput);
+/// Polls a future that never waits (every body here is in memory) to its end.
+fn now<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => unreachable!("nothing here waits"),
+    }
+}
+
+/// The inner service: answers at once, without reading the body.
+#[derive(Clone, Copy)]
+struct Inner;
+
+impl<B> Service<Request<B>> for Inner {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        black_box(&request);
+        std::future::ready(Ok(Response::new(Full::default())))
+    }
+}
+
+/// The same check with `serde_json`, written as plainly as it gets: collect the body, count the
+/// elements with `IgnoredAny`, refuse over 5, wrap the bytes again, call the service.
+fn ignored_any_check(inner: &mut Inner, request: Request<Full<Bytes>>) -> Response<Full<Bytes>> {
+    let (head, body) = request.into_parts();
+    let bytes = now(body.collect()).unwrap().to_bytes();
+    match serde_json::from_slice::<Vec<IgnoredAny>>(&bytes) {
+        Ok(items) if items.len() <= 5 => {}
+        Ok(_) | Err(_) => {
+            let mut response = Response::new(Full::from(r#"{"error":"too_many_items"}"#));
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+            return response;
+        }
+    }
+    let request = Request::from_parts(head, RequestBody::<Full<Bytes>>::buffered(bytes, None));
+    now(inner.call(request)).unwrap()
+}
+
+fn per_request(c: &mut Criterion) {
+    let body = Bytes::from(array(5));
+    let request = || {
+        Request::post("/v1/webhooks")
+            .header("content-type", "application/json")
+            .header("content-length", body.len())
+            .body(Full::new(body.clone()))
+            .unwrap()
+    };
+    let mut group = c.benchmark_group(format!("check_5_items/{}_bytes", body.len()));
+    let mut layered = BatchLimitLayer::new().layer(Inner);
+    group.bench_function("batch_limit_layer", |b| {
+        b.iter_batched(
+            request,
+            |request| {
+                let response = now(layered.call(request)).unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+                response
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    // The same layer, counting with `IgnoredAny` instead: same reading and re-wrapping.
+    let mut ignored_any_layer = BatchLimitLayer::new()
+        .counter(|_: &http::request::Parts, body: &Bytes| {
+            serde_json::from_slice::<Vec<IgnoredAny>>(body)
+                .map(|items| items.len())
+                .map_err(|_| {
+                    tower_api_errors::ApiError::new(tower_api_errors::ErrorCode::InvalidJson)
+                })
+        })
+        .layer(Inner);
+    group.bench_function("ignored_any_in_the_layer", |b| {
+        b.iter_batched(
+            request,
+            |request| {
+                let response = now(ignored_any_layer.call(request)).unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+                response
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    let mut inner = Inner;
+    group.bench_function("ignored_any_check", |b| {
+        b.iter_batched(
+            request,
+            |request| {
+                let response = ignored_any_check(&mut inner, request);
+                assert_eq!(response.status(), StatusCode::OK);
+                response
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("no_check", |b| {
+        b.iter_batched(
+            request,
+            |request| now(inner.call(request)).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, throughput, per_request);
 criterion_main!(benches);

@@ -697,3 +697,48 @@ async fn a_content_length_over_the_cap_is_refused_before_the_body_is_read() {
     );
     assert_eq!(server.calls(), 0);
 }
+
+#[tokio::test]
+async fn a_body_cut_short_is_a_bad_request_and_the_handler_never_runs() {
+    let server = Server::default().await;
+    let head = "POST /v1/webhooks HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n";
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(br#"[{"a": 1},"#).await.unwrap();
+    // The client stops writing: the body ends 990 bytes early.
+    stream.shutdown().await.unwrap();
+    let response = tokio::time::timeout(HANG_GUARD, read_response(&mut stream))
+        .await
+        .unwrap();
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    assert!(
+        response.ends_with(r#"{"error":"bad_request"}"#),
+        "{response}"
+    );
+    assert_eq!(server.calls(), 0);
+}
+
+#[tokio::test]
+async fn an_outer_length_limit_is_answered_413() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let app = Router::new()
+        .route("/v1/webhooks", any(echo))
+        .layer(BatchLimitLayer::new())
+        // Outside: a stricter byte limit, which stops the body while the layer reads it.
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(64))
+        .with_state(Arc::clone(&calls));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url = format!("http://{addr}/v1/webhooks");
+    let answer = send(
+        Method::POST,
+        &url,
+        chunked(items(2).as_bytes(), 16),
+        &[JSON],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(answer.body, r#"{"error":"payload_too_large"}"#);
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}

@@ -18,6 +18,12 @@ pub(crate) struct RawMasks {
 /// A way to classify a block.
 pub(crate) trait Classify: Copy {
     fn classify(self, block: &[u8; 64]) -> RawMasks;
+
+    /// Bit `i` is the parity of the bits `0..=i` of `x` (see [`prefix_xor`]).
+    #[inline(always)]
+    fn prefix_xor(self, x: u64) -> u64 {
+        prefix_xor(x)
+    }
 }
 
 /// The portable path: eight bytes at a time in a `u64` ("SWAR"), no `unsafe`, any platform.

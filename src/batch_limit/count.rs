@@ -305,9 +305,12 @@ pub struct DefaultCount {
     limit: usize,
 }
 
+// The JSON counter stays inline: boxing it would cost an allocation on every counted request.
+#[allow(clippy::large_enum_variant)]
 enum CountKind {
     Json { counter: ItemCounter },
-    Grpc { messages: GrpcMessages },
+    // Boxed: gRPC counts are rarer, and the JSON count moves around a future.
+    Grpc { messages: Box<GrpcMessages> },
 }
 
 impl fmt::Debug for DefaultCount {
@@ -386,7 +389,7 @@ impl CountItems for DefaultCounter {
                 let scanner = items.scanner.clone().with_limit(limit);
                 return Start::Count(DefaultCount {
                     kind: CountKind::Grpc {
-                        messages: GrpcMessages::new(scanner, max_bytes),
+                        messages: Box::new(GrpcMessages::new(scanner, max_bytes)),
                     },
                     limit,
                 });

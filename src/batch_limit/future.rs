@@ -50,7 +50,8 @@ pub(crate) struct Job<S, K> {
     head: request::Parts,
     count: K,
     buffer: Buffer,
-    trailers: Option<HeaderMap>,
+    // Boxed: rare, and the job moves with the future.
+    trailers: Option<Box<HeaderMap>>,
     received: usize,
     expected: usize,
 }
@@ -216,7 +217,7 @@ where
                                     if let Ok(trailers) = frame.into_trailers() {
                                         match &mut current.trailers {
                                             Some(all) => all.extend(trailers),
-                                            None => current.trailers = Some(trailers),
+                                            None => current.trailers = Some(Box::new(trailers)),
                                         }
                                     }
                                 }
@@ -242,8 +243,10 @@ where
                     });
                     match next {
                         Ok((body, items)) => {
-                            let mut request =
-                                Request::from_parts(head, RequestBody::buffered(body, trailers));
+                            let mut request = Request::from_parts(
+                                head,
+                                RequestBody::buffered(body, trailers.map(|t| *t)),
+                            );
                             if let Some(items) = items {
                                 request.extensions_mut().insert(items);
                             }

@@ -2,7 +2,7 @@
 
 use std::{fmt, ops::Range, sync::Arc};
 
-use super::classify::{prefix_xor, Classify, Portable, RawMasks};
+use super::classify::{Classify, Portable};
 #[cfg(target_arch = "x86_64")]
 use super::simd::Avx2;
 
@@ -47,9 +47,11 @@ pub const MAX_DEPTH: usize = 128;
 ///
 /// The counter looks at 64 bytes at a time: it turns them into bitmasks (quotes, backslashes,
 /// brackets, control characters), and walks the brackets and the few bytes between items
-/// rather than every byte. On x86-64 CPUs with AVX2 (detected at run time) the bitmasks come
-/// from vector instructions; elsewhere from portable 64-bit arithmetic. Both give identical
-/// results; `BENCHMARKS.md` has the figures.
+/// rather than every byte. Blocks inside a string or inside an item, and the step from one
+/// array or object item to the next, go through a small loop that keeps its state in
+/// registers; anything else goes through the full state machine. On x86-64 CPUs with AVX2
+/// (detected at run time) the bitmasks come from vector instructions; elsewhere from portable
+/// 64-bit arithmetic. Both give identical results; `BENCHMARKS.md` has the figures.
 ///
 /// ```
 /// use tower_api_errors::batch_limit::{CountErrorKind, ItemCounter};
@@ -149,7 +151,20 @@ enum Scalar {
     Exp,
     ExpSign,
     ExpDigits,
-    Word { word: &'static [u8], at: u8 },
+    /// `true`, `false` or `null` (by its first letter), `at` letters read.
+    Word {
+        first: u8,
+        at: u8,
+    },
+}
+
+/// The literal that begins with `first`.
+fn literal(first: u8) -> &'static [u8] {
+    match first {
+        b't' => b"true",
+        b'f' => b"false",
+        _ => b"null",
+    }
 }
 
 impl Scalar {
@@ -158,18 +173,9 @@ impl Scalar {
             b'-' => Scalar::Minus,
             b'0' => Scalar::Zero,
             b'1'..=b'9' => Scalar::Int,
-            b't' => Scalar::Word {
-                word: b"true",
-                at: 1,
-            },
-            b'f' => Scalar::Word {
-                word: b"false",
-                at: 1,
-            },
-            b'n' => Scalar::Word {
-                word: b"null",
-                at: 1,
-            },
+            b't' => Scalar::Word { first: b, at: 1 },
+            b'f' => Scalar::Word { first: b, at: 1 },
+            b'n' => Scalar::Word { first: b, at: 1 },
             _ => return None,
         })
     }
@@ -198,7 +204,8 @@ impl Scalar {
             Scalar::Exp if b == b'+' || b == b'-' => Scalar::ExpSign,
             Scalar::Exp if digit => Scalar::ExpDigits,
             Scalar::Exp => return Err(()),
-            Scalar::Word { word, at } => {
+            Scalar::Word { first, at } => {
+                let word = literal(first);
                 let at = usize::from(at);
                 if at == word.len() {
                     return Ok(None);
@@ -207,7 +214,7 @@ impl Scalar {
                     return Err(());
                 }
                 Scalar::Word {
-                    word,
+                    first,
                     at: (at + 1) as u8,
                 }
             }
@@ -218,13 +225,72 @@ impl Scalar {
     fn is_complete(self) -> bool {
         match self {
             Scalar::Zero | Scalar::Int | Scalar::Frac | Scalar::ExpDigits => true,
-            Scalar::Word { word, at } => usize::from(at) == word.len(),
+            Scalar::Word { first, at } => usize::from(at) == literal(first).len(),
             _ => false,
         }
     }
 }
 
+/// Where the hot loop stopped.
+enum Quiet {
+    /// At the end of the full blocks.
+    Done,
+    /// Before the block at this position, untouched.
+    Redo(usize),
+    /// In the block at `at`, at byte `from`: the state is right up to there.
+    Resume {
+        at: usize,
+        from: usize,
+        masks: Masks,
+    },
+}
+
+/// The 64 bytes at `at`.
+#[inline(always)]
+fn block_at_(chunk: &[u8], at: usize) -> &[u8; 64] {
+    chunk[at..at + 64].try_into().expect("a block of 64 bytes")
+}
+
+/// Where the hot loop is, as the state machine sees it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Between {
+    /// Inside a skipped container ([`State::Skip`]).
+    Inside,
+    /// Inside a string ([`State::Str`]).
+    InString,
+    /// After an item of the counted array ([`State::After`]).
+    AfterItem,
+    /// After the comma that follows one ([`State::Value`]).
+    AfterComma,
+}
+
+/// What comes next between two items of the counted array.
+enum Next {
+    /// An array or object item begins here.
+    Item(usize),
+    /// The block ends first; the state there.
+    More(Between),
+    /// Something for the general path begins here; the state there.
+    Other(usize, Between),
+}
+
+/// Reads the whitespace and the comma between two items from `i` on.
+#[inline(always)]
+fn next_item(block: &[u8; 64], mut i: usize, mut between: Between) -> Next {
+    while i < 64 {
+        match block[i] {
+            b' ' | b'\n' | b'\r' | b'\t' => {}
+            b',' if between == Between::AfterItem => between = Between::AfterComma,
+            b'{' | b'[' if between == Between::AfterComma => return Next::Item(i),
+            _ => return Next::Other(i, between),
+        }
+        i += 1;
+    }
+    Next::More(between)
+}
+
 /// The masks the state machine walks, for one block.
+#[derive(Clone, Copy)]
 struct Masks {
     /// Unescaped quotes: where strings open and close.
     quote: u64,
@@ -240,6 +306,48 @@ fn from(from: usize) -> u64 {
     } else {
         u64::MAX << from
     }
+}
+
+/// The escaped bytes of a block whose backslashes (within its `n` bytes) are `backslashes`,
+/// and whether the first byte of the next block is escaped. One backslash at a time: rare in
+/// real JSON, and exact across blocks.
+#[inline(always)]
+fn escapes(backslashes: u64, escape_next: bool, n: usize) -> (u64, bool) {
+    let mut escaped = u64::from(escape_next);
+    if backslashes == 0 {
+        return (escaped, false);
+    }
+    let mut backslashes = backslashes & !escaped;
+    let mut escaping = 0u64;
+    while backslashes != 0 {
+        let i = backslashes.trailing_zeros();
+        escaping |= 1 << i;
+        backslashes &= backslashes - 1;
+        if i < 63 {
+            let next = 1 << (i + 1);
+            escaped |= next;
+            backslashes &= !next;
+        }
+    }
+    (escaped, (escaping >> (n - 1)) & 1 == 1)
+}
+
+/// [`escapes`] for a full block, without a branch per backslash: an odd run of backslashes
+/// escapes the byte after it, found with one subtraction over the runs that start on even
+/// and on odd bits.
+#[inline(always)]
+fn escapes_full(backslashes: u64, escape_next: bool) -> (u64, bool) {
+    const ODD: u64 = 0xaaaa_aaaa_aaaa_aaaa;
+    let carried = u64::from(escape_next);
+    if backslashes == 0 {
+        return (carried, false);
+    }
+    // A backslash escaped by the previous block starts nothing.
+    let starts = backslashes & !carried;
+    let codes = ((starts << 1 | ODD).wrapping_sub(starts)) ^ ODD;
+    let escaped = codes ^ (backslashes | carried);
+    let escaping = codes & backslashes;
+    (escaped, escaping >> 63 == 1)
 }
 
 #[inline(always)]
@@ -445,33 +553,220 @@ impl ItemCounter {
         if let Some(error) = &self.error {
             return Err(error.clone());
         }
-        let mut blocks = chunk.chunks_exact(64);
-        for block in blocks.by_ref() {
-            let block: &[u8; 64] = block.try_into().expect("a block of 64 bytes");
-            let raw = classifier.classify(block);
-            if let Err(error) = self.block(block, 64, raw) {
+        match self.blocks(classifier, chunk) {
+            Ok(()) => Ok(self.progress()),
+            Err(error) => {
                 self.error = Some(error.clone());
-                return Err(error);
+                Err(error)
             }
         }
-        let rest = blocks.remainder();
+    }
+
+    #[inline(always)]
+    fn blocks<K: Classify>(&mut self, classifier: K, chunk: &[u8]) -> Result<(), CountError> {
+        let full = chunk.len() - chunk.len() % 64;
+        let mut at = 0;
+        while at < full {
+            match self.quiet_blocks(classifier, chunk, at, full) {
+                Quiet::Done => break,
+                Quiet::Redo(block_at) => {
+                    let block = block_at_(chunk, block_at);
+                    self.block(classifier, block, 64)?;
+                    at = block_at + 64;
+                }
+                Quiet::Resume {
+                    at: block_at,
+                    from,
+                    masks,
+                } => {
+                    let block = block_at_(chunk, block_at);
+                    self.machine(block, &masks, from, 64)?;
+                    self.offset += 64;
+                    at = block_at + 64;
+                }
+            }
+        }
+        let rest = &chunk[full..];
         if !rest.is_empty() {
             // The tail is counted now, not kept for later: a client that stops sending right
             // after the item past the limit must be refused without waiting for more bytes.
             let mut padded = [0; 64];
             padded[..rest.len()].copy_from_slice(rest);
-            let raw = classifier.classify(&padded);
-            if let Err(error) = self.block(&padded, rest.len(), raw) {
-                self.error = Some(error.clone());
-                return Err(error);
-            }
+            self.block(classifier, &padded, rest.len())?;
         }
-        Ok(self.progress())
+        Ok(())
+    }
+
+    /// The hot loop, over the blocks from `at` on in which nothing happens but a string going
+    /// on, brackets opening and closing inside a container being skipped, and array or object
+    /// items following one another in the counted array, with the state in registers. Stops
+    /// at the first block that needs more: to be processed again from its start
+    /// ([`Quiet::Redo`]) when nothing of it was used, or from where it stopped, with its masks
+    /// ([`Quiet::Resume`]).
+    #[inline(always)]
+    fn quiet_blocks<K: Classify>(
+        &mut self,
+        classifier: K,
+        chunk: &[u8],
+        mut at: usize,
+        full: usize,
+    ) -> Quiet {
+        if self.hex_left != 0 {
+            return Quiet::Redo(at);
+        }
+        // Between the items of the counted array, containers follow one another.
+        let chain = self.counting && !self.single && !self.strict;
+        let at_items = chain && self.depth == self.items_depth;
+        let mut between = match self.state {
+            State::Skip => Between::Inside,
+            State::After if at_items => Between::AfterItem,
+            State::Value { first: false } if at_items => Between::AfterComma,
+            State::Str(StrKind::Value | StrKind::Key) => Between::InString,
+            _ => return Quiet::Redo(at),
+        };
+        // The depth the skipped containers return to: the items' between two items.
+        let base = match between {
+            Between::AfterItem | Between::AfterComma => self.items_depth,
+            Between::Inside | Between::InString => self.skip_base,
+        };
+        let chain = chain && base == self.items_depth;
+        let (mut in_string, mut escape_next) = (self.in_string, self.escape_next);
+        let (mut depth, mut stack) = (self.depth, self.stack);
+        let mut offset = self.offset;
+        let stop = 'blocks: loop {
+            if at == full {
+                break Quiet::Done;
+            }
+            let block = block_at_(chunk, at);
+            let raw = classifier.classify(block);
+            let (escaped, next_escaped) = escapes_full(raw.backslash, escape_next);
+            // Escapes other than `\"` and `\\`, and control characters in strings, are for
+            // the general path.
+            if escaped & !(raw.quote | raw.backslash) != 0 {
+                break Quiet::Redo(at);
+            }
+            let quote = raw.quote & !escaped;
+            let string = classifier.prefix_xor(quote) ^ in_string;
+            if raw.ctrl & string != 0 {
+                break Quiet::Redo(at);
+            }
+            in_string = ((string as i64) >> 63) as u64;
+            escape_next = next_escaped;
+            let masks = Masks {
+                quote,
+                brackets: raw.bracket & !string,
+            };
+            let mut brackets = masks.brackets;
+            match between {
+                Between::Inside => {}
+                Between::InString => {
+                    if quote != 0 {
+                        break Quiet::Resume { at, from: 0, masks };
+                    }
+                    at += 64;
+                    offset += 64;
+                    continue;
+                }
+                Between::AfterItem | Between::AfterComma => match next_item(block, 0, between) {
+                    Next::Item(k) if self.count < self.limit => {
+                        self.count += 1;
+                        self.item_start = offset + k;
+                        stack = stack << 1 | u128::from(block[k] >> 5 & 1);
+                        depth += 1;
+                        brackets &= from(k + 1);
+                        between = Between::Inside;
+                    }
+                    Next::More(state) => {
+                        between = state;
+                        at += 64;
+                        offset += 64;
+                        continue;
+                    }
+                    Next::Item(k) => {
+                        between = Between::AfterComma;
+                        break Quiet::Resume { at, from: k, masks };
+                    }
+                    Next::Other(k, state) => {
+                        between = state;
+                        break Quiet::Resume { at, from: k, masks };
+                    }
+                },
+            }
+            while brackets != 0 {
+                let j = brackets.trailing_zeros() as usize;
+                brackets &= brackets - 1;
+                let b = block[j];
+                let object = u128::from(b >> 5 & 1);
+                if b & 0x02 != 0 {
+                    if depth as usize == MAX_DEPTH {
+                        break 'blocks Quiet::Resume { at, from: j, masks };
+                    }
+                    stack = stack << 1 | object;
+                    depth += 1;
+                    continue;
+                }
+                if stack & 1 != object {
+                    break 'blocks Quiet::Resume { at, from: j, masks };
+                }
+                if depth != base + 1 {
+                    stack >>= 1;
+                    depth -= 1;
+                    continue;
+                }
+                // The skipped container ends at `j`. When it is an item, go on to the next
+                // one if it is an array or object.
+                let next = if chain {
+                    next_item(block, j + 1, Between::AfterItem)
+                } else {
+                    Next::Other(j, between)
+                };
+                match next {
+                    Next::Item(k) if self.count < self.limit => {
+                        self.spans.push(self.item_start..offset + j + 1);
+                        self.count += 1;
+                        self.item_start = offset + k;
+                        stack = (stack >> 1) << 1 | u128::from(block[k] >> 5 & 1);
+                        brackets &= from(k + 1);
+                    }
+                    // Nothing but whitespace and perhaps the comma to the end of the block.
+                    Next::More(state) => {
+                        self.spans.push(self.item_start..offset + j + 1);
+                        stack >>= 1;
+                        depth -= 1;
+                        between = state;
+                    }
+                    Next::Item(_) | Next::Other(..) => {
+                        break 'blocks Quiet::Resume { at, from: j, masks };
+                    }
+                }
+            }
+            at += 64;
+            offset += 64;
+        };
+        self.in_string = in_string;
+        self.escape_next = escape_next;
+        self.depth = depth;
+        self.stack = stack;
+        self.offset = offset;
+        self.skip_base = base;
+        self.state = match between {
+            Between::Inside => State::Skip,
+            Between::AfterItem => State::After,
+            Between::AfterComma => State::Value { first: false },
+            Between::InString => self.state,
+        };
+        stop
     }
 
     /// Processes the first `n` bytes of `bytes` (the rest is padding).
     #[inline(always)]
-    fn block(&mut self, bytes: &[u8; 64], n: usize, raw: RawMasks) -> Result<(), CountError> {
+    fn block<K: Classify>(
+        &mut self,
+        classifier: K,
+        bytes: &[u8; 64],
+        n: usize,
+    ) -> Result<(), CountError> {
+        let raw = classifier.classify(bytes);
         let valid = below(n);
         let mut bad = 0u64;
 
@@ -484,43 +779,28 @@ impl ItemCounter {
             self.hex_left -= take as u8;
         }
 
-        // Escapes, one backslash at a time: rare in real JSON, and exact across blocks.
-        let mut escaped = u64::from(self.escape_next);
-        let mut backslashes = raw.backslash & valid & !escaped;
-        if backslashes != 0 || escaped != 0 {
-            let mut escaping = 0u64;
-            while backslashes != 0 {
-                let i = backslashes.trailing_zeros();
-                escaping |= 1 << i;
-                backslashes &= backslashes - 1;
-                if i < 63 {
-                    let next = 1 << (i + 1);
-                    escaped |= next;
-                    backslashes &= !next;
-                }
-            }
-            self.escape_next = (escaping >> (n - 1)) & 1 == 1;
-            // `\"` and `\\` are valid as they are; the other escaped bytes are looked at.
-            let mut escapes = escaped & valid & !(raw.quote | raw.backslash);
-            while escapes != 0 {
-                let e = escapes.trailing_zeros() as usize;
-                escapes &= escapes - 1;
-                match bytes[e] {
-                    b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
-                    b'u' => {
-                        let digits = &bytes[e + 1..n.min(e + 5)];
-                        match digits.iter().position(|b| !b.is_ascii_hexdigit()) {
-                            Some(p) => bad |= 1 << (e + 1 + p),
-                            None => self.hex_left = (4 - digits.len()) as u8,
-                        }
+        let (escaped, next_escaped) = escapes(raw.backslash & valid, self.escape_next, n);
+        self.escape_next = next_escaped;
+        // `\"` and `\\` are valid as they are; the other escaped bytes are looked at.
+        let mut escapes = escaped & valid & !(raw.quote | raw.backslash);
+        while escapes != 0 {
+            let e = escapes.trailing_zeros() as usize;
+            escapes &= escapes - 1;
+            match bytes[e] {
+                b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                b'u' => {
+                    let digits = &bytes[e + 1..n.min(e + 5)];
+                    match digits.iter().position(|b| !b.is_ascii_hexdigit()) {
+                        Some(p) => bad |= 1 << (e + 1 + p),
+                        None => self.hex_left = (4 - digits.len()) as u8,
                     }
-                    _ => bad |= 1 << e,
                 }
+                _ => bad |= 1 << e,
             }
         }
 
         let quote = raw.quote & valid & !escaped;
-        let in_string = prefix_xor(quote) ^ self.in_string;
+        let in_string = classifier.prefix_xor(quote) ^ self.in_string;
         self.in_string = ((in_string as i64) >> 63) as u64;
         let raw_control = raw.ctrl & in_string & valid;
         bad |= raw_control;
@@ -534,7 +814,7 @@ impl ItemCounter {
         } else {
             bad.trailing_zeros() as usize
         };
-        self.machine(bytes, &masks, end)?;
+        self.machine(bytes, &masks, 0, end)?;
         if end < n {
             let reason = if raw_control >> end & 1 == 1 {
                 "control character in a string"
@@ -547,10 +827,16 @@ impl ItemCounter {
         Ok(())
     }
 
-    /// Runs the state machine over bytes `0..end` of the block.
+    /// Runs the state machine over bytes `from..end` of the block.
     #[inline(always)]
-    fn machine(&mut self, bytes: &[u8; 64], masks: &Masks, end: usize) -> Result<(), CountError> {
-        let mut i = 0;
+    fn machine(
+        &mut self,
+        bytes: &[u8; 64],
+        masks: &Masks,
+        from_: usize,
+        end: usize,
+    ) -> Result<(), CountError> {
+        let mut i = from_;
         while i < end {
             match self.state {
                 State::Skip => {
@@ -791,6 +1077,10 @@ impl ItemCounter {
                     "too many items",
                 ));
             }
+            if self.count == 0 {
+                // One allocation for the spans of a body within its limit.
+                self.spans.reserve(self.limit.saturating_add(1).min(64));
+            }
             self.count += 1;
             self.item_start = pos;
         }
@@ -988,3 +1278,27 @@ impl std::error::Error for CountError {}
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod escape_tests {
+    use super::{escapes, escapes_full};
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn the_branch_free_escapes_match_the_plain_ones(
+            backslashes in any::<u64>(),
+            dense in any::<u64>(),
+            escape_next in any::<bool>(),
+        ) {
+            // Long runs of backslashes too, not only scattered ones.
+            for mask in [backslashes, backslashes | dense, !dense, u64::MAX, backslashes & dense] {
+                let (escaped, next) = escapes(mask, escape_next, 64);
+                let (fast, fast_next) = escapes_full(mask, escape_next);
+                prop_assert_eq!(fast_next, next, "{:064b}", mask);
+                // What the counter uses: which bytes other than backslashes are escaped.
+                prop_assert_eq!(fast & !mask, escaped & !mask, "{:064b}", mask);
+            }
+        }
+    }
+}

@@ -222,6 +222,9 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+#[cfg(test)]
+mod tests;
+
 use bytes::Bytes;
 
 /// What the batch limit layer learned about a bulk body, left in the request extensions so the
