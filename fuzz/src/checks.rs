@@ -116,9 +116,29 @@ fn max_depth(body: &[u8]) -> usize {
     max
 }
 
+/// Whether an object key is `data`, after unescaping, read as bytes: a key that is not valid
+/// UTF-8 (or holds a lone surrogate) is simply another key, as it is for the counter.
+struct Key(bool);
+
+impl<'de> serde::Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_bytes<E>(self, key: &[u8]) -> Result<Key, E> {
+                Ok(Key(key == b"data"))
+            }
+        }
+        deserializer.deserialize_bytes(KeyVisitor)
+    }
+}
+
 /// What a counter must find, by `serde_json`: the span of each item.
 fn expected_spans(body: &[u8], field: bool) -> Vec<Range<usize>> {
-    struct Members<'de>(Vec<(String, &'de RawValue)>);
+    struct Members<'de>(Vec<(Key, &'de RawValue)>);
 
     impl<'de> serde::Deserialize<'de> for Members<'de> {
         fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -130,7 +150,7 @@ fn expected_spans(body: &[u8], field: bool) -> Vec<Range<usize>> {
                 }
                 fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                     let mut members = Vec::new();
-                    while let Some((key, value)) = map.next_entry::<String, &'de RawValue>()? {
+                    while let Some((key, value)) = map.next_entry::<Key, &'de RawValue>()? {
                         members.push((key, value));
                     }
                     Ok(Members(members))
@@ -158,7 +178,7 @@ fn expected_spans(body: &[u8], field: bool) -> Vec<Range<usize>> {
         let data: Vec<&RawValue> = members
             .0
             .iter()
-            .filter(|(key, _)| key == "data")
+            .filter(|(Key(data), _)| *data)
             .map(|(_, value)| *value)
             .collect();
         return match data[..] {
@@ -262,24 +282,6 @@ pub fn item_counter(data: &[u8]) {
 
 /// Whether a top-level object has the key `data` (after unescaping) more than once.
 fn items_field_twice(body: &[u8]) -> bool {
-    struct Key(bool);
-
-    impl<'de> serde::Deserialize<'de> for Key {
-        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            struct KeyVisitor;
-            impl Visitor<'_> for KeyVisitor {
-                type Value = Key;
-                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                    f.write_str("a key")
-                }
-                fn visit_bytes<E>(self, key: &[u8]) -> Result<Key, E> {
-                    Ok(Key(key == b"data"))
-                }
-            }
-            deserializer.deserialize_bytes(KeyVisitor)
-        }
-    }
-
     struct Count(usize);
 
     impl<'de> serde::Deserialize<'de> for Count {

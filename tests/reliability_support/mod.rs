@@ -427,10 +427,42 @@ pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
     stream
 }
 
-/// Sends `bytes` on a connection of its own and reads the response.
+/// Sends `bytes` on a connection of its own and reads the response. The server may answer
+/// (and close) before it has read everything: writing goes on alongside reading, and a write
+/// that fails then is not an error.
 pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> RawAnswer {
-    let mut stream = raw(addr, bytes).await;
-    read_answer(&mut stream).await
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let (mut reader, mut writer) = stream.split();
+    let write = async {
+        let _ = writer.write_all(bytes).await;
+        std::future::pending::<()>().await
+    };
+    let read = async {
+        let mut bytes = Vec::new();
+        let mut buffer = [0; 16 * 1024];
+        loop {
+            match reader.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => bytes.extend_from_slice(&buffer[..n]),
+            }
+            if let Some(answer) = parse_answer(&bytes) {
+                return answer;
+            }
+        }
+        parse_answer(&bytes).unwrap_or_else(|| {
+            panic!(
+                "no complete response in {:?}",
+                String::from_utf8_lossy(&bytes)
+            )
+        })
+    };
+    guarded("a raw exchange", async {
+        tokio::select! {
+            answer = read => answer,
+            () = write => unreachable!(),
+        }
+    })
+    .await
 }
 
 /// The resident memory of this process in KiB (Linux), or `None` elsewhere.
