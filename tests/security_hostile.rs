@@ -544,7 +544,7 @@ async fn invalid_utf8_inside_json_strings() {
     assert_eq!(demo.layers.inner.calls(), 0);
 
     // Elsewhere they pass the layers (six of them are still too many items)…
-    let six = vec![r#"{"email":"<ff>"}"#; 6].join(",");
+    let six = [r#"{"email":"<ff>"}"#; 6].join(",");
     raw_exchange(demo.addr, &post(&bytes(&format!("[{six}]"))))
         .await
         .assert_error(400, "too_many_items");
@@ -606,11 +606,9 @@ async fn content_length_that_lies() {
         &[JSON],
         &one_item("smuggled@b.example"),
     );
-    let mut request = format!(
-        "POST /v1/webhooks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer demo_admin\r\n\
+    let mut request = b"POST /v1/webhooks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer demo_admin\r\n\
          Content-Type: application/json\r\nContent-Length: 2\r\n\r\n[]"
-    )
-    .into_bytes();
+        .to_vec();
     request.extend_from_slice(&smuggled);
     let mut stream = raw(demo.addr, &request).await;
     let mut bytes = Vec::new();
