@@ -144,13 +144,16 @@
 //! | `unsupported_media_type` | 415 | with [`OtherBodies::Refuse`]; a compressed or grpc-web-text gRPC message |
 //! | `model_not_valid` | 400 | a gRPC message that is not well-formed protobuf |
 //! | `bad_request` | 400 | the body could not be read (the client went away); `payload_too_large` when an outer length limit stopped it |
+//! | `request_timeout` | 408 | an outer body timeout stopped the read (tower-http's `RequestBodyTimeoutLayer`, tower's `Elapsed`, an I/O `TimedOut`) |
 //!
 //! # Slow clients
 //!
 //! A client that stops sending before it has reached the limit keeps its request open: the
-//! layer cannot tell a slow body from a stalled one. Put a request-body timeout around it
-//! (`tower_http::timeout::RequestBodyTimeoutLayer`, or a server-level timeout) to bound that
-//! time; the normalize layer turns the timeout into the contract's `request_timeout`.
+//! layer cannot tell a slow body from a stalled one. Put a timeout around it to bound that
+//! time: with tower-http's `RequestBodyTimeoutLayer` the layer answers `request_timeout` (408)
+//! itself when the body stops arriving; with tower-http's whole-request `TimeoutLayer` inside
+//! the normalize layer, the normalize layer turns its empty 408 into `request_timeout`. Either
+//! way the inner service never sees the partial body.
 //!
 //! # gRPC
 //!
