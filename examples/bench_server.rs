@@ -238,8 +238,10 @@ fn main() {
             "listening on http://{bound} (stack {:?}, {} worker threads)",
             options.stack, options.threads
         );
-        serve(listener, options.stack, shutdown_signal())
+        // On a worker, so that with `--threads 1` one thread does all the work.
+        tokio::spawn(serve(listener, options.stack, shutdown_signal()))
             .await
+            .expect("the server does not panic")
             .expect("the server runs");
     });
 }
