@@ -160,13 +160,14 @@ impl ItemPolicy for SameAccount {
             return true;
         }
         let mut deserializer = serde_json::Deserializer::from_slice(item.raw());
-        let named = FieldSeed { field: &self.field }.deserialize(&mut deserializer);
-        match named {
+        let seed = FieldSeed {
+            field: &self.field,
+            account: principal.account_id(),
+        };
+        match seed.deserialize(&mut deserializer) {
             Ok(Named::Absent) => deserializer.end().is_ok(),
-            Ok(Named::Once(serde_json::Value::String(account))) => {
-                deserializer.end().is_ok() && account == principal.account_id()
-            }
-            Ok(Named::Once(_) | Named::Twice) | Err(_) => false,
+            Ok(Named::Once { same_account }) => same_account && deserializer.end().is_ok(),
+            Ok(Named::Twice) | Err(_) => false,
         }
     }
 }
@@ -174,12 +175,16 @@ impl ItemPolicy for SameAccount {
 /// What an object item says about one field.
 enum Named {
     Absent,
-    Once(serde_json::Value),
+    Once { same_account: bool },
     Twice,
 }
 
+/// Reads an object item for its account field. Keys and the account are compared where they
+/// lie in the body (or in serde_json's scratch buffer when escaped): nothing is allocated per
+/// key or per item. A value that is not a string is an error, which refuses the item.
 struct FieldSeed<'f> {
     field: &'f str,
+    account: &'f str,
 }
 
 impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
@@ -199,18 +204,42 @@ impl<'de> Visitor<'de> for FieldSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Named, A::Error> {
         let mut named = Named::Absent;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            if key == self.field {
-                let value = map.next_value::<serde_json::Value>()?;
+        while let Some(is_field) = map.next_key_seed(StrIs(self.field))? {
+            if is_field {
+                let same_account = map.next_value_seed(StrIs(self.account))?;
                 named = match named {
-                    Named::Absent => Named::Once(value),
-                    Named::Once(_) | Named::Twice => Named::Twice,
+                    Named::Absent => Named::Once { same_account },
+                    Named::Once { .. } | Named::Twice => Named::Twice,
                 };
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
         }
         Ok(named)
+    }
+}
+
+/// Whether a JSON string equals the one given, without copying it; any other value is an
+/// error. (`Cow<str>` would not borrow here: serde's impl for it always makes a `String`.)
+struct StrIs<'s>(&'s str);
+
+impl<'de> DeserializeSeed<'de> for StrIs<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrIs<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<bool, E> {
+        Ok(value == self.0)
     }
 }
 

@@ -442,6 +442,12 @@ fn same_account_reads_the_account_field_strictly() {
         r#"{"account_id": "acct_123", "nested": {"account_id": "acct_456"}}"#
     ));
     assert!(allows(r#"{"account_id": "acct\u005f123"}"#));
+    assert!(allows(r#"{"account\u005fid": "acct_123"}"#));
+    assert!(!allows(r#"{"account\u005fid": "acct_456"}"#));
+    assert!(!allows(r#"{"account_id": 123}"#));
+    assert!(!allows(r#"{"account_id": {"id": "acct_123"}}"#));
+    assert!(!allows(r#"{"account_id": 1, "account_id": "acct_123"}"#));
+    assert!(!allows(r#"{"account_id": "acct_123", "account_id": 1}"#));
     assert!(allows(r#"["acct_456"]"#));
     assert!(allows(r#""acct_456""#));
     assert!(!allows(r#"{"account_id": "acct_456"}"#));
