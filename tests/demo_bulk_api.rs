@@ -505,3 +505,24 @@ async fn x_api_key_works_like_bearer() {
     let response = client.request(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_body_the_counter_passes_but_json_refuses_is_invalid_json_not_an_empty_success() {
+    let addr = serve().await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    // Invalid UTF-8 inside a string: the streaming counter does not validate string contents.
+    let body =
+        Bytes::from_static(b"[{\"url\":\"https://a.example\",\"email\":\"\xff@example.com\"}]");
+    let request = Request::post(format!("http://{addr}/v1/webhooks"))
+        .header(header::AUTHORIZATION, "Bearer demo_admin")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(body))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap(),
+        json!({"error": "invalid_json"})
+    );
+}

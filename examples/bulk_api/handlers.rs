@@ -14,7 +14,9 @@ use axum::{
 use serde::Serialize;
 use serde_json::Value;
 use tower_api_errors::{
-    auth::Principal, dialect::Coded, ApiError, ErrorCode, ErrorFormat, FieldError,
+    auth::Principal,
+    dialect::{Bulk, Coded},
+    ApiError, ErrorCode, ErrorFormat, FieldError,
 };
 
 use crate::store::{Course, Store};
@@ -62,38 +64,61 @@ pub async fn get_webhooks(
     Json(store.get_webhooks(principal.account_id(), &ids)).into_response()
 }
 
-/// The items of a bulk body: a JSON array, or one object. The batch layer has already refused
-/// malformed JSON and too many items, so parsing cannot fail here.
-fn items(body: &Bytes) -> Vec<Value> {
+/// The items of a bulk body: a JSON array, or one object; an empty body has none. The batch
+/// layer has refused too many items and what its counter sees as malformed, but it does not
+/// validate everything a parser does (invalid UTF-8 inside a string, say): such a body is
+/// `invalid_json` here, never an empty success.
+fn items(body: &Bytes, format: &Format) -> Result<Vec<Value>, Response> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Vec::new());
+    }
     match serde_json::from_slice(body) {
-        Ok(Value::Array(items)) => items,
-        Ok(Value::Null) | Err(_) => Vec::new(),
-        Ok(single) => vec![single],
+        Ok(Value::Array(items)) => Ok(items),
+        Ok(single) => Ok(vec![single]),
+        Err(_) => Err(format
+            .0
+            .render(&Bulk, &ApiError::new(ErrorCode::InvalidJson))
+            .into_response()),
     }
 }
 
 pub async fn create_webhooks(
     State(store): State<AppState>,
     Extension(principal): Extension<Principal>,
+    format: Format,
     body: Bytes,
 ) -> Response {
-    Json(store.create_webhooks(principal.account_id(), &items(&body))).into_response()
+    let items = match items(&body, &format) {
+        Ok(items) => items,
+        Err(response) => return response,
+    };
+    Json(store.create_webhooks(principal.account_id(), &items)).into_response()
 }
 
 pub async fn update_webhooks(
     State(store): State<AppState>,
     Extension(principal): Extension<Principal>,
+    format: Format,
     body: Bytes,
 ) -> Response {
-    Json(store.update_webhooks(principal.account_id(), &items(&body))).into_response()
+    let items = match items(&body, &format) {
+        Ok(items) => items,
+        Err(response) => return response,
+    };
+    Json(store.update_webhooks(principal.account_id(), &items)).into_response()
 }
 
 pub async fn delete_webhooks(
     State(store): State<AppState>,
     Extension(principal): Extension<Principal>,
+    format: Format,
     body: Bytes,
 ) -> Response {
-    Json(store.delete_webhooks(principal.account_id(), &items(&body))).into_response()
+    let items = match items(&body, &format) {
+        Ok(items) => items,
+        Err(response) => return response,
+    };
+    Json(store.delete_webhooks(principal.account_id(), &items)).into_response()
 }
 
 pub async fn panic_on_purpose() -> Response {
