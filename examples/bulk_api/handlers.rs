@@ -35,6 +35,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Format {
 }
 
 impl Format {
+    fn bulk(&self, error: ApiError) -> Response {
+        self.0.render(&Bulk, &error).into_response()
+    }
+
     fn coded(&self, error: ApiError) -> Response {
         self.0.render(&Coded::new(), &error).into_response()
     }
@@ -68,17 +72,13 @@ pub async fn get_webhooks(
 /// layer has refused too many items and what its counter sees as malformed, but it does not
 /// validate everything a parser does (invalid UTF-8 inside a string, say): such a body is
 /// `invalid_json` here, never an empty success.
-fn items(body: &Bytes, format: &Format) -> Result<Vec<Value>, Response> {
+fn items(body: &Bytes) -> Option<Vec<Value>> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Vec::new());
+        return Some(Vec::new());
     }
-    match serde_json::from_slice(body) {
-        Ok(Value::Array(items)) => Ok(items),
-        Ok(single) => Ok(vec![single]),
-        Err(_) => Err(format
-            .0
-            .render(&Bulk, &ApiError::new(ErrorCode::InvalidJson))
-            .into_response()),
+    match serde_json::from_slice(body).ok()? {
+        Value::Array(items) => Some(items),
+        single => Some(vec![single]),
     }
 }
 
@@ -88,9 +88,8 @@ pub async fn create_webhooks(
     format: Format,
     body: Bytes,
 ) -> Response {
-    let items = match items(&body, &format) {
-        Ok(items) => items,
-        Err(response) => return response,
+    let Some(items) = items(&body) else {
+        return format.bulk(ApiError::new(ErrorCode::InvalidJson));
     };
     Json(store.create_webhooks(principal.account_id(), &items)).into_response()
 }
@@ -101,9 +100,8 @@ pub async fn update_webhooks(
     format: Format,
     body: Bytes,
 ) -> Response {
-    let items = match items(&body, &format) {
-        Ok(items) => items,
-        Err(response) => return response,
+    let Some(items) = items(&body) else {
+        return format.bulk(ApiError::new(ErrorCode::InvalidJson));
     };
     Json(store.update_webhooks(principal.account_id(), &items)).into_response()
 }
@@ -114,9 +112,8 @@ pub async fn delete_webhooks(
     format: Format,
     body: Bytes,
 ) -> Response {
-    let items = match items(&body, &format) {
-        Ok(items) => items,
-        Err(response) => return response,
+    let Some(items) = items(&body) else {
+        return format.bulk(ApiError::new(ErrorCode::InvalidJson));
     };
     Json(store.delete_webhooks(principal.account_id(), &items)).into_response()
 }
