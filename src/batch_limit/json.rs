@@ -441,6 +441,7 @@ impl ItemCounter {
     /// Off, the counter takes its portable path everywhere; the results are identical, only
     /// the speed differs. Meant for tests and benchmarks.
     #[must_use]
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
     pub fn with_simd(mut self, enabled: bool) -> Self {
         #[cfg(target_arch = "x86_64")]
         {
