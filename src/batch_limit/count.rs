@@ -36,7 +36,8 @@ pub enum Start<C> {
 /// [`DefaultCounter`] counts JSON bodies, query ids and gRPC messages. A closure
 /// `Fn(&request::Parts, &Bytes) -> Result<usize, ApiError>` is a counter too: it is given the
 /// whole body (read up to the byte cap) and returns the number of items, which the layer
-/// compares with the limit.
+/// compares with the limit. A closure gives a number, not spans, so it leaves no
+/// [`BulkItems`] in the extensions; implement the trait to stream, or to leave them.
 ///
 /// ```
 /// use bytes::Bytes;

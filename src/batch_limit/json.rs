@@ -247,7 +247,7 @@ enum Quiet {
 
 /// The 64 bytes at `at`.
 #[inline(always)]
-fn block_at_(chunk: &[u8], at: usize) -> &[u8; 64] {
+fn block_at(chunk: &[u8], at: usize) -> &[u8; 64] {
     chunk[at..at + 64].try_into().expect("a block of 64 bytes")
 }
 
@@ -441,11 +441,14 @@ impl ItemCounter {
     /// Off, the counter takes its portable path everywhere; the results are identical, only
     /// the speed differs. Meant for tests and benchmarks.
     #[must_use]
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
     pub fn with_simd(mut self, enabled: bool) -> Self {
         #[cfg(target_arch = "x86_64")]
         {
             self.avx2 = if enabled { Avx2::detect() } else { None };
         }
+        // Elsewhere there is only the portable path.
+        #[cfg(not(target_arch = "x86_64"))]
         let _ = enabled;
         self
     }
@@ -569,20 +572,18 @@ impl ItemCounter {
         while at < full {
             match self.quiet_blocks(classifier, chunk, at, full) {
                 Quiet::Done => break,
-                Quiet::Redo(block_at) => {
-                    let block = block_at_(chunk, block_at);
-                    self.block(classifier, block, 64)?;
-                    at = block_at + 64;
+                Quiet::Redo(stopped) => {
+                    self.block(classifier, block_at(chunk, stopped), 64)?;
+                    at = stopped + 64;
                 }
                 Quiet::Resume {
-                    at: block_at,
+                    at: stopped,
                     from,
                     masks,
                 } => {
-                    let block = block_at_(chunk, block_at);
-                    self.machine(block, &masks, from, 64)?;
+                    self.machine(block_at(chunk, stopped), &masks, from, 64)?;
                     self.offset += 64;
-                    at = block_at + 64;
+                    at = stopped + 64;
                 }
             }
         }
@@ -637,7 +638,7 @@ impl ItemCounter {
             if at == full {
                 break Quiet::Done;
             }
-            let block = block_at_(chunk, at);
+            let block = block_at(chunk, at);
             let raw = classifier.classify(block);
             let (escaped, next_escaped) = escapes_full(raw.backslash, escape_next);
             // Escapes other than `\"` and `\\`, and control characters in strings, are for
@@ -827,16 +828,16 @@ impl ItemCounter {
         Ok(())
     }
 
-    /// Runs the state machine over bytes `from..end` of the block.
+    /// Runs the state machine over bytes `start..end` of the block.
     #[inline(always)]
     fn machine(
         &mut self,
         bytes: &[u8; 64],
         masks: &Masks,
-        from_: usize,
+        start: usize,
         end: usize,
     ) -> Result<(), CountError> {
-        let mut i = from_;
+        let mut i = start;
         while i < end {
             match self.state {
                 State::Skip => {
