@@ -49,7 +49,9 @@ use crate::{
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Coded {
-    numbers: Arc<[(Cow<'static, str>, u8)]>,
+    // `None` until a number is added, so cloning the default dialect (once per request in
+    // some layers) touches no reference count.
+    numbers: Option<Arc<[(Cow<'static, str>, u8)]>>,
 }
 
 impl Coded {
@@ -70,17 +72,18 @@ impl Coded {
             (1..=12).contains(&number),
             "the coded dialect has numbers 1 to 12, not {number}"
         );
-        let mut numbers = self.numbers.to_vec();
+        let mut numbers = self.numbers.as_deref().unwrap_or_default().to_vec();
         numbers.push((code.into(), number));
         Coded {
-            numbers: numbers.into(),
+            numbers: Some(numbers.into()),
         }
     }
 
     /// The number an error is answered with.
     pub fn number(&self, error: &ApiError) -> u8 {
         let code = error.code();
-        if let Some((_, number)) = self.numbers.iter().find(|(name, _)| name == code.as_str()) {
+        let numbers = self.numbers.as_deref().unwrap_or_default();
+        if let Some((_, number)) = numbers.iter().find(|(name, _)| name == code.as_str()) {
             return *number;
         }
         native_number(code).unwrap_or_else(|| match code {
