@@ -51,7 +51,7 @@ use crate::{
 pub struct Coded {
     // `None` until a number is added, so cloning the default dialect (once per request in
     // some layers) touches no reference count.
-    numbers: Option<Arc<[(Cow<'static, str>, u8)]>>,
+    numbers: Option<Arc<[CodeNumber]>>,
 }
 
 impl Coded {
@@ -104,6 +104,9 @@ impl Coded {
         })
     }
 }
+
+/// A contract code answered with a number of the caller's choice.
+type CodeNumber = (Cow<'static, str>, u8);
 
 /// The numbers of the codes that are the coded dialect's own.
 fn native_number(code: &ErrorCode) -> Option<u8> {
