@@ -241,8 +241,8 @@ where
     per_request * iters as u32
 }
 
-/// Every row: its group, its name, the request, the status it must get, and a closure that
-/// hands a fresh service to `$body` (a macro, because every stack is its own type).
+/// Every row, handed to the macro `$on`: its group, its name, the request, the status it must
+/// get, and the expression building its service (a macro, because every stack is its own type).
 macro_rules! rows {
     ($on:ident) => {
         $on!(
