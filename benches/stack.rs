@@ -18,8 +18,10 @@
 //!
 //! `cargo bench --bench stack -- --warm-up-time 1 --measurement-time 3`
 //!
-//! `--count <group> <row> <n>` runs `n` requests through one row without criterion, for an
-//! instruction counter (`valgrind --tool=callgrind`).
+//! Two modes without criterion: `--interleaved <rounds>` measures every row in turn, batch after
+//! batch, and prints a table (on a shared machine, the rows then see the same neighbours);
+//! `--count <group> <row> <n>` runs `n` requests through one row, for an instruction counter
+//! (`valgrind --tool=callgrind`) or an allocation counter (`valgrind --tool=dhat`).
 
 use std::{
     convert::Infallible,
@@ -239,8 +241,8 @@ where
     per_request * iters as u32
 }
 
-/// Every row: its group, its name, the request, the status it must get, and a closure that
-/// hands a fresh service to `$body` (a macro, because every stack is its own type).
+/// Every row, handed to the macro `$on`: its group, its name, the request, the status it must
+/// get, and the expression building its service (a macro, because every stack is its own type).
 macro_rules! rows {
     ($on:ident) => {
         $on!(
@@ -411,6 +413,71 @@ fn count(group: &str, row: &str, n: usize) {
     assert!(found, "no row {group}/{row}");
 }
 
+/// One row of the interleaved run: its name, and a closure timing one batch of requests.
+type Timed = (String, Box<dyn FnMut(usize) -> Duration>);
+
+/// `--interleaved <rounds>`: every row measured in turn, batch after batch (row 1, row 2, …,
+/// row 1, row 2, …), so that whatever else the machine does weighs on all rows alike, as the
+/// load test interleaves its runs. Prints, per row, the fastest batch and the median batch
+/// (ns per request) and the added cost over the bare row of its group.
+fn interleaved(rounds: usize) {
+    const BATCH: usize = 32;
+    let mut rows: Vec<Timed> = Vec::new();
+    macro_rules! timed_row {
+        ($group:literal, $row:literal, $case:expr, $status:literal, $service:expr) => {{
+            let case = $case;
+            let mut service = $service;
+            let (status, _) = run(&mut service, case.request());
+            assert_eq!(status.as_u16(), $status, "{}/{}", $group, $row);
+            rows.push((
+                format!("{}/{}", $group, $row),
+                Box::new(move |n| {
+                    let requests: Vec<_> = (0..n).map(|_| case.request()).collect();
+                    let start = Instant::now();
+                    for request in requests {
+                        black_box(run(&mut service, request));
+                    }
+                    start.elapsed()
+                }),
+            ));
+        }};
+    }
+    rows!(timed_row);
+    let mut times = vec![Vec::with_capacity(rounds); rows.len()];
+    for round in 0..rounds {
+        // A different row goes first each round, so that none always follows the same one.
+        for k in 0..rows.len() {
+            let i = (k + round) % rows.len();
+            let elapsed = (rows[i].1)(BATCH);
+            times[i].push(elapsed.as_nanos() as f64 / BATCH as f64);
+        }
+    }
+    let stats: Vec<(f64, f64)> = times
+        .iter_mut()
+        .map(|t| {
+            t.sort_by(f64::total_cmp);
+            (t[0], t[t.len() / 2])
+        })
+        .collect();
+    println!("| row | fastest batch (ns) | median batch (ns) | added, fastest | added, median |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for (i, (name, _)) in rows.iter().enumerate() {
+        let group = name.split('/').next().unwrap_or_default();
+        let bare = rows
+            .iter()
+            .position(|(other, _)| *other == format!("{group}/bare"));
+        let (fastest, median) = stats[i];
+        let added = |value: f64, base: Option<f64>| {
+            base.map_or_else(|| "".to_owned(), |base| format!("{:+.0}", value - base))
+        };
+        println!(
+            "| {name} | {fastest:.0} | {median:.0} | {} | {} |",
+            added(fastest, bare.map(|b| stats[b].0)),
+            added(median, bare.map(|b| stats[b].1)),
+        );
+    }
+}
+
 criterion_group!(benches, stack);
 
 fn main() {
@@ -418,10 +485,14 @@ fn main() {
     // would weigh more than everything measured.
     std::panic::set_hook(Box::new(|_| {}));
     let args: Vec<String> = std::env::args().collect();
-    if let [_, flag, group, row, n] = args.as_slice() {
-        if flag == "--count" {
+    match args.as_slice() {
+        [_, flag, group, row, n] if flag == "--count" => {
             return count(group, row, n.parse().expect("a number of requests"));
         }
+        [_, flag, rounds] if flag == "--interleaved" => {
+            return interleaved(rounds.parse().expect("a number of rounds"));
+        }
+        _ => {}
     }
     benches();
     Criterion::default().configure_from_args().final_summary();
