@@ -112,8 +112,7 @@ fn compare(c: &mut Criterion, name: &str, request: fn() -> Request<Full<Bytes>>)
         b.iter_custom(|iters| fastest_batches(&mut bare, request, iters))
     });
 
-    let mut tower_http =
-        tower_http::catch_panic::CatchPanicLayer::new().layer(service_fn(handler));
+    let mut tower_http = tower_http::catch_panic::CatchPanicLayer::new().layer(service_fn(handler));
     group.bench_function("tower_http", |b| {
         b.iter_custom(|iters| fastest_batches(&mut tower_http, request, iters))
     });

@@ -347,6 +347,9 @@ fn no_key_reaches_a_log_line_or_a_response() {
     ];
     let mut bodies = Vec::new();
     tracing::subscriber::with_default(subscriber, || {
+        // Tests on other threads may have hit the layers' call sites before this subscriber
+        // existed, and `tracing` caches that nobody was interested: ask again.
+        tracing::callsite::rebuild_interest_cache();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -59,7 +59,11 @@ impl Logs {
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || writer.clone())
             .finish();
-        (logs, tracing::subscriber::set_default(subscriber))
+        let guard = tracing::subscriber::set_default(subscriber);
+        // Tests on other threads may have hit the layer's call sites before this subscriber
+        // existed, and `tracing` caches that nobody was interested: ask again.
+        tracing::callsite::rebuild_interest_cache();
+        (logs, guard)
     }
 
     fn text(&self) -> String {
