@@ -59,7 +59,8 @@ impl<'a> Item<'a> {
     }
 
     /// The item parsed as `T`, or `None` when it is not a `T`; `T` may borrow from the body
-    /// (`&str`, `Cow<str>`), or be `serde_json::Value` for a generic look.
+    /// (`&str`, or a field of type `Cow<str>` marked `#[serde(borrow)]`, which borrows unless the
+    /// string holds escapes), or be `serde_json::Value` for a generic look.
     pub fn parse<T: Deserialize<'a>>(&self) -> Option<T> {
         serde_json::from_slice(self.raw).ok()
     }
