@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tower_api_errors::{
     auth::Principal,
+    bulk::BulkWrite,
     dialect::{Bulk, Coded},
     ApiError, ErrorCode, ErrorFormat, FieldError,
 };
@@ -82,16 +83,29 @@ fn items(body: &Bytes) -> Option<Vec<Value>> {
     }
 }
 
+/// A bulk write: the items of the body, applied by `apply` for the key's account, answered
+/// with one entry per item.
+fn bulk_write<T: Serialize>(
+    principal: &Principal,
+    format: &Format,
+    body: &Bytes,
+    apply: impl FnOnce(&str, &[Value]) -> BulkWrite<T>,
+) -> Response {
+    match items(body) {
+        Some(items) => Json(apply(principal.account_id(), &items)).into_response(),
+        None => format.bulk(ApiError::new(ErrorCode::InvalidJson)),
+    }
+}
+
 pub async fn create_webhooks(
     State(store): State<AppState>,
     Extension(principal): Extension<Principal>,
     format: Format,
     body: Bytes,
 ) -> Response {
-    let Some(items) = items(&body) else {
-        return format.bulk(ApiError::new(ErrorCode::InvalidJson));
-    };
-    Json(store.create_webhooks(principal.account_id(), &items)).into_response()
+    bulk_write(&principal, &format, &body, |account, items| {
+        store.create_webhooks(account, items)
+    })
 }
 
 pub async fn update_webhooks(
@@ -100,10 +114,9 @@ pub async fn update_webhooks(
     format: Format,
     body: Bytes,
 ) -> Response {
-    let Some(items) = items(&body) else {
-        return format.bulk(ApiError::new(ErrorCode::InvalidJson));
-    };
-    Json(store.update_webhooks(principal.account_id(), &items)).into_response()
+    bulk_write(&principal, &format, &body, |account, items| {
+        store.update_webhooks(account, items)
+    })
 }
 
 pub async fn delete_webhooks(
@@ -112,10 +125,9 @@ pub async fn delete_webhooks(
     format: Format,
     body: Bytes,
 ) -> Response {
-    let Some(items) = items(&body) else {
-        return format.bulk(ApiError::new(ErrorCode::InvalidJson));
-    };
-    Json(store.delete_webhooks(principal.account_id(), &items)).into_response()
+    bulk_write(&principal, &format, &body, |account, items| {
+        store.delete_webhooks(account, items)
+    })
 }
 
 pub async fn panic_on_purpose() -> Response {
