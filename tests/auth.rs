@@ -519,8 +519,14 @@ async fn check_raw_malformed(addr: SocketAddr) {
     assert_eq!(status, 200);
 }
 
+/// The tests of this file run one at a time: one of them counts `tracing` events, and a test
+/// on another thread that registers a call site while that test installs its subscriber makes
+/// `tracing` cache, for good, that nobody listens there.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn axum_server_answers_the_contract() {
+    let _serial = SERIAL.lock().await;
     let calls = Calls::default();
     let addr = serve_axum(axum_app(calls.clone())).await;
     check_contract(&Http::new(addr), &calls).await;
@@ -529,6 +535,7 @@ async fn axum_server_answers_the_contract() {
 
 #[tokio::test]
 async fn hyper_server_answers_the_contract() {
+    let _serial = SERIAL.lock().await;
     let calls = Calls::default();
     let addr = serve_hyper(calls.clone()).await;
     check_contract(&Http::new(addr), &calls).await;
@@ -537,6 +544,7 @@ async fn hyper_server_answers_the_contract() {
 
 #[tokio::test]
 async fn failing_store_is_a_server_error_never_401_never_a_pass() {
+    let _serial = SERIAL.lock().await;
     let calls = Calls::default();
     let http = Http::new(serve_hyper(calls.clone()).await);
     let cases = [
@@ -585,6 +593,7 @@ async fn failing_store_is_a_server_error_never_401_never_a_pass() {
 
 #[tokio::test]
 async fn keys_rotate_without_a_restart() {
+    let _serial = SERIAL.lock().await;
     let store = InMemoryKeyStore::new(keys());
     let app = Router::new()
         .route(
@@ -689,10 +698,10 @@ fn fake_batch_layer<B>(mut request: Request<B>) -> Request<B> {
 // One thread, so the scoped subscriber sees the server's events too.
 #[tokio::test(flavor = "current_thread")]
 async fn item_layer_reuses_what_the_batch_layer_found() {
+    let _serial = SERIAL.lock().await;
     let parses = Arc::new(AtomicUsize::new(0));
     let _subscriber = tracing::subscriber::set_default(CountBodyParses(parses.clone()));
-    // Other tests of this binary may have hit the event's call site, on other threads, before
-    // this subscriber existed, and `tracing` caches that nobody was interested.
+    // Call sites hit by the tests that ran before, with no subscriber, are asked again.
     tracing::callsite::rebuild_interest_cache();
     let calls = Calls::default();
     let echo = {

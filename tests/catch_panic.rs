@@ -218,6 +218,11 @@ async fn still_serving(client: &Client<HttpConnector, Full<Bytes>>, addr: Socket
 #[derive(Clone, Default)]
 struct Logs(Arc<Mutex<Vec<u8>>>);
 
+/// The tests of this file run one at a time: they read `tracing` output, and a test on another
+/// thread that registers a call site while one of them installs its subscriber makes `tracing`
+/// cache, for good, that nobody listens there.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 impl Logs {
     fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
         let logs = Logs::default();
@@ -273,6 +278,7 @@ fn assert_body_panics_logged(logs: &str, count: usize) {
 
 #[tokio::test]
 async fn axum_handler_panic_is_bulk_server_error_on_a_connection_that_keeps_serving() {
+    let _serial = SERIAL.lock().await;
     // The server runs on this test's single thread, so its log lines are captured here.
     let (logs, _guard) = capture();
     let addr = serve_axum().await;
@@ -311,6 +317,7 @@ async fn axum_handler_panic_is_bulk_server_error_on_a_connection_that_keeps_serv
 
 #[tokio::test]
 async fn axum_coded_routes_answer_code_1_over_http1_and_http2() {
+    let _serial = SERIAL.lock().await;
     let (_logs, _guard) = capture();
     let addr = serve_axum().await;
     for http2 in [false, true] {
@@ -327,6 +334,7 @@ async fn axum_coded_routes_answer_code_1_over_http1_and_http2() {
 
 #[tokio::test]
 async fn axum_body_panic_aborts_the_response_over_http1_and_http2() {
+    let _serial = SERIAL.lock().await;
     let (logs, _guard) = capture();
     let addr = serve_axum().await;
     for http2 in [false, true] {
@@ -355,6 +363,7 @@ async fn axum_body_panic_aborts_the_response_over_http1_and_http2() {
 
 #[tokio::test]
 async fn hyper_panics_in_call_and_future_get_code_1_over_http1_and_http2() {
+    let _serial = SERIAL.lock().await;
     let (_logs, _guard) = capture();
     let addr = serve_hyper().await;
     for http2 in [false, true] {
@@ -383,6 +392,7 @@ async fn hyper_panics_in_call_and_future_get_code_1_over_http1_and_http2() {
 
 #[tokio::test]
 async fn hyper_body_panic_aborts_the_response_over_http1_and_http2() {
+    let _serial = SERIAL.lock().await;
     let (logs, _guard) = capture();
     let addr = serve_hyper().await;
     for http2 in [false, true] {

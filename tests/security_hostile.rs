@@ -331,13 +331,23 @@ impl Write for Captured {
 /// or a response: refusals name the key id or the first 8 hex digits of the digest.
 #[test]
 fn no_key_reaches_a_log_line_or_a_response() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
+    // A global subscriber, installed once for this test binary: a per-thread one races with
+    // tests on other threads that register the layers' call sites first (`tracing` caches that
+    // nobody was interested). Other tests' lines land in the buffer too, which only widens the
+    // check that no key is ever logged.
+    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    let captured = CAPTURED.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other global subscriber in this test binary");
+        captured
+    });
     let keys = [
         "demo_admin",
         "demo_reader",
@@ -346,10 +356,7 @@ fn no_key_reaches_a_log_line_or_a_response() {
         "demo_admin_",
     ];
     let mut bodies = Vec::new();
-    tracing::subscriber::with_default(subscriber, || {
-        // Tests on other threads may have hit the layers' call sites before this subscriber
-        // existed, and `tracing` caches that nobody was interested: ask again.
-        tracing::callsite::rebuild_interest_cache();
+    {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -374,7 +381,7 @@ fn no_key_reaches_a_log_line_or_a_response() {
                 }
             }
         });
-    });
+    }
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(
         logs.contains("unknown key") && logs.contains("key_disabled"),

@@ -133,15 +133,35 @@ impl Store {
         read
     }
 
-    pub fn create_webhooks(&self, account: &str, items: &[Value]) -> BulkWrite<Webhook> {
+    /// Applies `apply` to each item of a bulk write, in request order, under the account's
+    /// lock, so a request is applied as a whole; an item that is not an object is
+    /// `must_be_object`.
+    fn write_each<T>(
+        &self,
+        account: &str,
+        items: &[Value],
+        mut apply: impl FnMut(
+            &mut BTreeMap<String, Webhook>,
+            &serde_json::Map<String, Value>,
+            &mut BulkWrite<T>,
+        ),
+    ) -> BulkWrite<T> {
         let mut webhooks = self.webhooks.lock().unwrap();
         let mine = webhooks.entry(account.to_owned()).or_default();
         let mut results = BulkWrite::with_capacity(items.len());
         for item in items {
-            let Some(item) = item.as_object() else {
-                results.push_validation_errors([FieldError::object("must_be_object")]);
-                continue;
-            };
+            match item.as_object() {
+                Some(item) => apply(mine, item, &mut results),
+                None => {
+                    results.push_validation_errors([FieldError::object("must_be_object")]);
+                }
+            }
+        }
+        results
+    }
+
+    pub fn create_webhooks(&self, account: &str, items: &[Value]) -> BulkWrite<Webhook> {
+        self.write_each(account, items, |mine, item, results| {
             let mut errors = Vec::new();
             let url = string_field(item, "url", true, &mut errors);
             let email = string_field(item, "email", true, &mut errors);
@@ -162,35 +182,27 @@ impl Store {
                     results.push_validation_errors(errors);
                 }
             }
-        }
-        results
+        })
     }
 
     pub fn update_webhooks(&self, account: &str, items: &[Value]) -> BulkWrite<Webhook> {
-        let mut webhooks = self.webhooks.lock().unwrap();
-        let mine = webhooks.entry(account.to_owned()).or_default();
-        let mut results = BulkWrite::with_capacity(items.len());
-        for item in items {
-            let Some(item) = item.as_object() else {
-                results.push_validation_errors([FieldError::object("must_be_object")]);
-                continue;
-            };
+        self.write_each(account, items, |mine, item, results| {
             let mut errors = Vec::new();
             let id = string_field(item, "id", true, &mut errors);
             let url = string_field(item, "url", false, &mut errors);
             let email = string_field(item, "email", false, &mut errors);
             let Some(id) = id else {
                 results.push_validation_errors(errors);
-                continue;
+                return;
             };
             if !mine.contains_key(id) {
                 results.push_error(ErrorCode::ObjectNotFound);
-                continue;
+                return;
             }
             check_url_and_email(url, email, mine, Some(id), &mut errors);
             if !errors.is_empty() {
                 results.push_validation_errors(errors);
-                continue;
+                return;
             }
             let hook = mine.get_mut(id).expect("checked above");
             if let Some(url) = url {
@@ -200,23 +212,15 @@ impl Store {
                 hook.email = email.to_owned();
             }
             results.push_ok(hook.clone());
-        }
-        results
+        })
     }
 
     pub fn delete_webhooks(&self, account: &str, items: &[Value]) -> BulkWrite<Deleted> {
-        let mut webhooks = self.webhooks.lock().unwrap();
-        let mine = webhooks.entry(account.to_owned()).or_default();
-        let mut results = BulkWrite::with_capacity(items.len());
-        for item in items {
-            let Some(item) = item.as_object() else {
-                results.push_validation_errors([FieldError::object("must_be_object")]);
-                continue;
-            };
+        self.write_each(account, items, |mine, item, results| {
             let mut errors = Vec::new();
             let Some(id) = string_field(item, "id", true, &mut errors) else {
                 results.push_validation_errors(errors);
-                continue;
+                return;
             };
             match mine.remove(id) {
                 Some(_) => results.push_ok(Deleted {
@@ -225,8 +229,7 @@ impl Store {
                 }),
                 None => results.push_error(ErrorCode::ObjectNotFound),
             };
-        }
-        results
+        })
     }
 
     pub fn list_courses(&self, page: usize, page_size: usize) -> (usize, Vec<Course>) {
