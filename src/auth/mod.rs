@@ -187,6 +187,7 @@
 //! `tracing` at `debug` level with the key id, or the first 8 hex digits of the key's digest
 //! when the key is unknown; store errors at `error` level.
 
+mod authorize_items;
 mod cache;
 mod future;
 mod items;
@@ -199,15 +200,13 @@ mod service;
 mod store;
 
 pub use self::{
+    authorize_items::{AuthorizeItems, AuthorizeItemsFuture, AuthorizeItemsLayer, ItemsCheck},
     cache::{
         CachedKeyStore, CachedLookup, DEFAULT_CAPACITY, DEFAULT_NEGATIVE_CAPACITY,
         DEFAULT_NEGATIVE_TTL, DEFAULT_TTL,
     },
     future::ResponseFuture,
-    items::{
-        AuthorizeItems, AuthorizeItemsFuture, AuthorizeItemsLayer, Item, ItemPolicy, SameAccount,
-        DEFAULT_MAX_BODY_BYTES,
-    },
+    items::{Item, ItemPolicy, SameAccount, DEFAULT_MAX_BODY_BYTES},
     key::{
         parse_bearer, parse_key, ApiKey, KeyDigest, KeyError, KeyExtractor, ShortDigest,
         DEFAULT_MAX_KEY_LEN,

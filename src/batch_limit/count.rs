@@ -446,17 +446,22 @@ impl CountItems for DefaultCounter {
         head: &request::Parts,
         body: &Bytes,
     ) -> Result<Option<BulkItems>, ApiError> {
-        let spans = match count.kind {
+        Ok(Some(match count.kind {
             // No body: the query held all the items there are.
             CountKind::Json { counter } if counter.bytes_fed() == 0 => return Ok(None),
-            CountKind::Json { counter } => counter
-                .finish()
-                .map_err(|error| json_error(&error, &head.method, count.limit))?,
-            CountKind::Grpc { messages } => messages
-                .finish()
-                .map_err(|error| wire_error(&error, &head.method, count.limit))?,
-        };
-        Ok(Some(BulkItems::new(body.clone(), spans)))
+            CountKind::Json { counter } => BulkItems::new(
+                body.clone(),
+                counter
+                    .finish()
+                    .map_err(|error| json_error(&error, &head.method, count.limit))?,
+            ),
+            CountKind::Grpc { messages } => BulkItems::protobuf(
+                body.clone(),
+                messages
+                    .finish()
+                    .map_err(|error| wire_error(&error, &head.method, count.limit))?,
+            ),
+        }))
     }
 }
 

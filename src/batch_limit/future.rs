@@ -14,7 +14,7 @@ use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::{count::CountItems, layer::Shared, service::payload_too_large};
+use super::{count::CountItems, inspect::InspectItems, layer::Shared, service::payload_too_large};
 use crate::{
     body::{ErrorBody, RequestBody, ResponseBody},
     dialect::{Dialect, ErrorFormat},
@@ -24,14 +24,14 @@ use crate::{
 pin_project! {
     /// Response future of [`BatchLimit`](super::BatchLimit): reads and counts the body, then
     /// calls the inner service, or answers with the contract error.
-    pub struct ResponseFuture<S, B, D, C>
+    pub struct ResponseFuture<S, B, D, C, I = ()>
     where
         S: Service<Request<RequestBody<B>>>,
         C: CountItems,
     {
         #[pin]
         state: State<S, S::Future, B, C::Count>,
-        shared: Option<Arc<Shared<D, C>>>,
+        shared: Option<Arc<Shared<D, C, I>>>,
     }
 }
 
@@ -104,7 +104,7 @@ impl Buffer {
     }
 }
 
-impl<S, B, D, C> ResponseFuture<S, B, D, C>
+impl<S, B, D, C, I> ResponseFuture<S, B, D, C, I>
 where
     S: Service<Request<RequestBody<B>>>,
     C: CountItems,
@@ -116,7 +116,7 @@ where
         }
     }
 
-    pub(crate) fn reading(body: B, job: Job<S, C::Count>, shared: Arc<Shared<D, C>>) -> Self {
+    pub(crate) fn reading(body: B, job: Job<S, C::Count>, shared: Arc<Shared<D, C, I>>) -> Self {
         ResponseFuture {
             state: State::Reading {
                 body,
@@ -180,13 +180,14 @@ fn is_timeout(error: &(dyn Error + 'static)) -> bool {
         || error.to_string() == TOWER_HTTP_BODY_TIMEOUT
 }
 
-impl<S, B, D, C, ResBody> Future for ResponseFuture<S, B, D, C>
+impl<S, B, D, C, I, ResBody> Future for ResponseFuture<S, B, D, C, I>
 where
     S: Service<Request<RequestBody<B>>, Response = Response<ResBody>>,
     B: Body<Data = Bytes>,
     B::Error: Into<Box<dyn Error + Send + Sync>>,
     D: Dialect,
     C: CountItems,
+    I: InspectItems,
 {
     type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
 
@@ -255,7 +256,8 @@ where
                     } = job.take().expect("polled after completion");
                     let next = next.and_then(|()| {
                         let body = buffer.into_bytes();
-                        let items = shared.counter.finish(count, &head, &body)?;
+                        let mut items = shared.counter.finish(count, &head, &body)?;
+                        shared.inspect.inspect(&head, &body, &mut items)?;
                         Ok((body, items))
                     });
                     match next {
@@ -283,7 +285,7 @@ where
     }
 }
 
-impl<S, B, D, C> fmt::Debug for ResponseFuture<S, B, D, C>
+impl<S, B, D, C, I> fmt::Debug for ResponseFuture<S, B, D, C, I>
 where
     S: Service<Request<RequestBody<B>>>,
     C: CountItems,

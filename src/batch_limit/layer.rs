@@ -5,6 +5,7 @@ use tower_layer::Layer;
 
 use super::{
     count::{DefaultCounter, GrpcItems, OtherBodies},
+    inspect::InspectItems,
     BatchLimit,
 };
 use crate::dialect::Bulk;
@@ -26,11 +27,12 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// See the [module docs](super) for what it does and examples.
 #[derive(Clone)]
 #[must_use]
-pub struct BatchLimitLayer<D = Bulk, C = DefaultCounter> {
+pub struct BatchLimitLayer<D = Bulk, C = DefaultCounter, I = ()> {
     limits: Vec<(Method, usize)>,
     max_body_bytes: usize,
     dialect: D,
     counter: C,
+    inspect: I,
 }
 
 impl BatchLimitLayer {
@@ -42,6 +44,16 @@ impl BatchLimitLayer {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             dialect: Bulk,
             counter: DefaultCounter::new(),
+            inspect: (),
+        }
+    }
+
+    /// No item limit on any method: for a layer that only reads and checks items (see
+    /// [`InspectItems`]).
+    pub(crate) fn unlimited() -> Self {
+        BatchLimitLayer {
+            limits: Vec::new(),
+            ..Self::new()
         }
     }
 }
@@ -52,7 +64,7 @@ impl Default for BatchLimitLayer {
     }
 }
 
-impl<D, C> BatchLimitLayer<D, C> {
+impl<D, C, I> BatchLimitLayer<D, C, I> {
     /// At most `max_items` items per request with `method` (replacing its limit, if any).
     pub fn limit(mut self, method: Method, max_items: usize) -> Self {
         self.limits.retain(|(existing, _)| *existing != method);
@@ -75,28 +87,53 @@ impl<D, C> BatchLimitLayer<D, C> {
     }
 
     /// Answers in `dialect` instead.
-    pub fn dialect<D2>(self, dialect: D2) -> BatchLimitLayer<D2, C> {
+    pub fn dialect<D2>(self, dialect: D2) -> BatchLimitLayer<D2, C, I> {
         BatchLimitLayer {
             limits: self.limits,
             max_body_bytes: self.max_body_bytes,
             dialect,
             counter: self.counter,
+            inspect: self.inspect,
         }
+    }
+
+    /// Runs `inspect` on the items of every body the layer reads, before the inner service is
+    /// called; the methods it names are read even where no item limit applies.
+    pub(crate) fn inspect<I2: InspectItems>(self, inspect: I2) -> BatchLimitLayer<D, C, I2> {
+        let mut limits = self.limits;
+        for method in inspect.methods() {
+            if !limits.iter().any(|(limited, _)| limited == method) {
+                limits.push((method.clone(), usize::MAX));
+            }
+        }
+        BatchLimitLayer {
+            limits,
+            max_body_bytes: self.max_body_bytes,
+            dialect: self.dialect,
+            counter: self.counter,
+            inspect,
+        }
+    }
+
+    /// The item check of this layer.
+    pub(crate) fn inspection(&self) -> &I {
+        &self.inspect
     }
 
     /// Counts items with `counter` instead: a [`CountItems`](super::CountItems)
     /// implementation or a closure.
-    pub fn counter<C2>(self, counter: C2) -> BatchLimitLayer<D, C2> {
+    pub fn counter<C2>(self, counter: C2) -> BatchLimitLayer<D, C2, I> {
         BatchLimitLayer {
             limits: self.limits,
             max_body_bytes: self.max_body_bytes,
             dialect: self.dialect,
             counter,
+            inspect: self.inspect,
         }
     }
 }
 
-impl<D> BatchLimitLayer<D, DefaultCounter> {
+impl<D, I> BatchLimitLayer<D, DefaultCounter, I> {
     /// See [`DefaultCounter::json_field`].
     pub fn json_field(self, name: impl Into<String>) -> Self {
         self.map_counter(|counter| counter.json_field(name))
@@ -133,8 +170,8 @@ impl<D> BatchLimitLayer<D, DefaultCounter> {
     }
 }
 
-impl<S, D: Clone, C: Clone> Layer<S> for BatchLimitLayer<D, C> {
-    type Service = BatchLimit<S, D, C>;
+impl<S, D: Clone, C: Clone, I: Clone> Layer<S> for BatchLimitLayer<D, C, I> {
+    type Service = BatchLimit<S, D, C, I>;
 
     fn layer(&self, inner: S) -> Self::Service {
         BatchLimit::from_shared(
@@ -144,32 +181,35 @@ impl<S, D: Clone, C: Clone> Layer<S> for BatchLimitLayer<D, C> {
                 max_body_bytes: self.max_body_bytes,
                 dialect: self.dialect.clone(),
                 counter: self.counter.clone(),
+                inspect: self.inspect.clone(),
             }),
         )
     }
 }
 
-impl<D: fmt::Debug, C: fmt::Debug> fmt::Debug for BatchLimitLayer<D, C> {
+impl<D: fmt::Debug, C: fmt::Debug, I: fmt::Debug> fmt::Debug for BatchLimitLayer<D, C, I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BatchLimitLayer")
             .field("limits", &self.limits)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("dialect", &self.dialect)
             .field("counter", &self.counter)
+            .field("inspect", &self.inspect)
             .finish()
     }
 }
 
 /// The configuration shared by a service's clones and its futures.
 #[derive(Debug)]
-pub(crate) struct Shared<D, C> {
+pub(crate) struct Shared<D, C, I = ()> {
     pub(crate) limits: Box<[(Method, usize)]>,
     pub(crate) max_body_bytes: usize,
     pub(crate) dialect: D,
     pub(crate) counter: C,
+    pub(crate) inspect: I,
 }
 
-impl<D, C> Shared<D, C> {
+impl<D, C, I> Shared<D, C, I> {
     pub(crate) fn limit(&self, method: &Method) -> Option<usize> {
         self.limits
             .iter()
@@ -185,6 +225,7 @@ impl Shared<Bulk, DefaultCounter> {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             dialect: Bulk,
             counter: DefaultCounter::new(),
+            inspect: (),
         }
     }
 }

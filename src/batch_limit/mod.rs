@@ -182,6 +182,7 @@
 mod classify;
 mod count;
 mod future;
+mod inspect;
 mod json;
 mod layer;
 mod query;
@@ -197,6 +198,7 @@ pub use self::{
         too_many_items, CountItems, DefaultCount, DefaultCounter, GrpcItems, OtherBodies, Start,
     },
     future::ResponseFuture,
+    inspect::InspectItems,
     json::{CountError, CountErrorKind, ItemCounter, Progress, MAX_DEPTH},
     layer::{BatchLimitLayer, DEFAULT_MAX_BODY_BYTES},
     service::BatchLimit,
@@ -252,6 +254,7 @@ use bytes::Bytes;
 pub struct BulkItems {
     body: Bytes,
     spans: Vec<Range<usize>>,
+    protobuf: bool,
 }
 
 impl BulkItems {
@@ -267,7 +270,25 @@ impl BulkItems {
                 .all(|span| span.start <= span.end && span.end <= body.len()),
             "item spans must lie within the body"
         );
-        BulkItems { body, spans }
+        BulkItems {
+            body,
+            spans,
+            protobuf: false,
+        }
+    }
+
+    /// The items of a gRPC message: each span is the encoded value of one occurrence of the
+    /// counted field, not JSON.
+    pub(crate) fn protobuf(body: Bytes, spans: Vec<Range<usize>>) -> Self {
+        BulkItems {
+            protobuf: true,
+            ..BulkItems::new(body, spans)
+        }
+    }
+
+    /// Whether the items are protobuf (a gRPC message's field occurrences) rather than JSON.
+    pub fn is_protobuf(&self) -> bool {
+        self.protobuf
     }
 
     /// How many items the body holds.

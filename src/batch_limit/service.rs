@@ -12,6 +12,7 @@ use tower_service::Service;
 use super::{
     count::{CountItems, DefaultCounter, Start},
     future::{Job, ResponseFuture},
+    inspect::InspectItems,
     layer::Shared,
     BatchLimitLayer,
 };
@@ -24,9 +25,9 @@ use crate::{
 /// Refuses bulk requests with more items than allowed, counting them as the body arrives.
 ///
 /// Made by [`BatchLimitLayer`]; see the [module docs](super).
-pub struct BatchLimit<S, D = Bulk, C = DefaultCounter> {
+pub struct BatchLimit<S, D = Bulk, C = DefaultCounter, I = ()> {
     inner: S,
-    shared: Arc<Shared<D, C>>,
+    shared: Arc<Shared<D, C, I>>,
 }
 
 impl<S> BatchLimit<S> {
@@ -41,9 +42,13 @@ impl<S> BatchLimit<S> {
     }
 }
 
-impl<S, D, C> BatchLimit<S, D, C> {
-    pub(crate) fn from_shared(inner: S, shared: Arc<Shared<D, C>>) -> Self {
+impl<S, D, C, I> BatchLimit<S, D, C, I> {
+    pub(crate) fn from_shared(inner: S, shared: Arc<Shared<D, C, I>>) -> Self {
         BatchLimit { inner, shared }
+    }
+
+    pub(crate) fn shared(&self) -> &Shared<D, C, I> {
+        &self.shared
     }
 
     /// The inner service.
@@ -62,7 +67,7 @@ impl<S, D, C> BatchLimit<S, D, C> {
     }
 }
 
-impl<S: Clone, D, C> Clone for BatchLimit<S, D, C> {
+impl<S: Clone, D, C, I> Clone for BatchLimit<S, D, C, I> {
     fn clone(&self) -> Self {
         BatchLimit {
             inner: self.inner.clone(),
@@ -71,7 +76,9 @@ impl<S: Clone, D, C> Clone for BatchLimit<S, D, C> {
     }
 }
 
-impl<S: fmt::Debug, D: fmt::Debug, C: fmt::Debug> fmt::Debug for BatchLimit<S, D, C> {
+impl<S: fmt::Debug, D: fmt::Debug, C: fmt::Debug, I: fmt::Debug> fmt::Debug
+    for BatchLimit<S, D, C, I>
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BatchLimit")
             .field("inner", &self.inner)
@@ -79,21 +86,23 @@ impl<S: fmt::Debug, D: fmt::Debug, C: fmt::Debug> fmt::Debug for BatchLimit<S, D
             .field("max_body_bytes", &self.shared.max_body_bytes)
             .field("dialect", &self.shared.dialect)
             .field("counter", &self.shared.counter)
+            .field("inspect", &self.shared.inspect)
             .finish()
     }
 }
 
-impl<S, B, ResBody, D, C> Service<Request<B>> for BatchLimit<S, D, C>
+impl<S, B, ResBody, D, C, I> Service<Request<B>> for BatchLimit<S, D, C, I>
 where
     S: Service<Request<RequestBody<B>>, Response = Response<ResBody>> + Clone,
     B: Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     D: Dialect,
     C: CountItems,
+    I: InspectItems,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, B, D, C>;
+    type Future = ResponseFuture<S, B, D, C, I>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -118,7 +127,15 @@ where
             Start::Refuse(error) => return ResponseFuture::refused(&head, &shared.dialect, &error),
         };
         if body.is_end_stream() {
-            return match shared.counter.finish(count, &head, &Bytes::new()) {
+            let empty = Bytes::new();
+            let found = shared
+                .counter
+                .finish(count, &head, &empty)
+                .and_then(|mut items| {
+                    shared.inspect.inspect(&head, &empty, &mut items)?;
+                    Ok(items)
+                });
+            return match found {
                 Ok(items) => {
                     let mut request = Request::from_parts(head, RequestBody::streaming(body));
                     if let Some(items) = items {
