@@ -116,6 +116,7 @@ pub mod body;
 pub mod builder;
 pub mod bulk;
 pub mod catch_panic;
+pub mod contract;
 pub mod dialect;
 pub mod error;
 pub mod grpc;
@@ -123,6 +124,7 @@ pub mod normalize;
 
 pub use crate::{
     builder::ServiceBuilderExt,
+    contract::Contract,
     dialect::{Dialect, ErrorFormat, RenderedError},
     error::{ApiError, ErrorCode, FieldError},
 };

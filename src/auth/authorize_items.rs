@@ -94,6 +94,13 @@ impl<P, D> AuthorizeItemsLayer<P, D> {
     }
 }
 
+impl<P, D> AuthorizeItemsLayer<P, D> {
+    /// The item check this layer runs, for the one-layer contract.
+    pub(crate) fn into_check(self) -> ItemsCheck<P> {
+        self.check
+    }
+}
+
 impl<S, P: ItemPolicy + Clone, D: Clone> Layer<S> for AuthorizeItemsLayer<P, D> {
     type Service = AuthorizeItems<S, P, D>;
 
