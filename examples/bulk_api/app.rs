@@ -4,16 +4,15 @@ use std::{convert::Infallible, net::SocketAddr, sync::Arc};
 
 use axum::{body::Body, routing::get, Router};
 use http::{HeaderName, Request, Response};
-use tower::{Service, ServiceBuilder};
+use tower::Service;
 use tower_api_errors::{
     auth::{
         AuthLayer, AuthorizeItemsLayer, InMemoryKeyStore, KeyExtractor, KeySet, Principal,
         RoleTable,
     },
     batch_limit::BatchLimitLayer,
-    catch_panic::CatchPanicLayer,
     dialect::{Bulk, Coded, DialectByPath},
-    normalize::NormalizeLayer,
+    Contract,
 };
 
 use crate::{handlers, store::Store};
@@ -46,7 +45,7 @@ pub fn dialect() -> DialectByPath {
     DialectByPath::new(Bulk).prefix("/v1/customer", Coded::new())
 }
 
-/// The whole demo: the router under the crate's four layers, outermost first.
+/// The whole demo: the router under the contract.
 pub fn app(
 ) -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send + 'static>
        + Clone
@@ -64,22 +63,18 @@ pub fn app_with(
        + Send
        + Sync
        + 'static {
-    let dialect = dialect();
-    ServiceBuilder::new()
-        .map_response(|response: Response<_>| response.map(Body::new))
-        .layer(CatchPanicLayer::new().dialect(dialect.clone()))
-        .layer(NormalizeLayer::new().dialect(dialect.clone()))
-        .layer(
-            AuthLayer::new(key_store())
-                .keys(KeyExtractor::bearer_or_header(HeaderName::from_static(
-                    "x-api-key",
-                )))
-                .route_policy(RoleTable::read_write())
-                .dialect(dialect.clone()),
-        )
-        .layer(BatchLimitLayer::new().dialect(dialect.clone()))
-        .layer(AuthorizeItemsLayer::default().dialect(dialect))
-        .service(routes(store))
+    routes(store).layer(
+        Contract::new(dialect())
+            .auth(
+                AuthLayer::new(key_store())
+                    .keys(KeyExtractor::bearer_or_header(HeaderName::from_static(
+                        "x-api-key",
+                    )))
+                    .route_policy(RoleTable::read_write()),
+            )
+            .batch_limit(BatchLimitLayer::new())
+            .authorize_items(AuthorizeItemsLayer::default()),
+    )
 }
 
 /// The router without the crate's layers.
