@@ -21,17 +21,14 @@
 // The app builder is shared with the end-to-end test, which includes this file by path.
 #![allow(unreachable_pub)]
 
-use std::{convert::Infallible, future::Future, net::SocketAddr, num::NonZeroUsize};
+use std::{future::Future, net::SocketAddr, num::NonZeroUsize};
 
-use axum::{body::Body, extract::RawQuery, routing::post, serve::ListenerExt, Json, Router};
-use http::{Request, Response};
+use axum::{extract::RawQuery, routing::post, serve::ListenerExt, Json, Router};
 use serde_json::{json, Value};
-use tower::{Service, ServiceBuilder};
 use tower_api_errors::{
     auth::{AuthLayer, AuthorizeItemsLayer, InMemoryKeyStore, KeySet, Principal, RoleTable},
     batch_limit::BatchLimitLayer,
-    catch_panic::CatchPanicLayer,
-    normalize::NormalizeLayer,
+    Contract,
 };
 
 /// The one key of the full stack's store.
@@ -109,23 +106,14 @@ pub fn key_store() -> InMemoryKeyStore {
     InMemoryKeyStore::new(keys)
 }
 
-/// The router behind the crate's four layers, outermost first, as `examples/bulk_api` composes
-/// them.
-pub fn full_stack(
-) -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send + 'static>
-       + Clone
-       + Send
-       + Sync
-       + 'static {
-    ServiceBuilder::new()
-        // axum serves `Response<Body>`: the same conversion `Router::layer` would make.
-        .map_response(|response: Response<_>| response.map(Body::new))
-        .layer(CatchPanicLayer::new())
-        .layer(NormalizeLayer::new())
-        .layer(AuthLayer::new(key_store()).route_policy(RoleTable::read_write()))
-        .layer(BatchLimitLayer::new())
-        .layer(AuthorizeItemsLayer::default())
-        .service(routes())
+/// The router behind the whole contract, as `examples/bulk_api` configures it.
+pub fn full_stack() -> Router {
+    routes().layer(
+        Contract::bulk()
+            .auth(AuthLayer::new(key_store()).route_policy(RoleTable::read_write()))
+            .batch_limit(BatchLimitLayer::new())
+            .authorize_items(AuthorizeItemsLayer::default()),
+    )
 }
 
 /// Serves `stack` on `listener` until `shutdown` completes. Responses are sent at once
@@ -146,7 +134,7 @@ pub async fn serve(
                 .await
         }
         Stack::Full => {
-            axum::serve(listener, axum::ServiceExt::into_make_service(full_stack()))
+            axum::serve(listener, full_stack())
                 .with_graceful_shutdown(shutdown)
                 .await
         }

@@ -1,4 +1,5 @@
-//! The crate's four layers around a bare hyper 1 server: no framework, a plain `service_fn`.
+//! The whole contract, one `Contract` layer, around a bare hyper 1 server: no framework, a plain
+//! `service_fn`.
 //!
 //! ```sh
 //! cargo run --example hyper_server -- --addr 127.0.0.1:3001
@@ -28,16 +29,15 @@ use tower_api_errors::{
         RoleTable,
     },
     batch_limit::{BatchLimitLayer, BulkItems},
-    catch_panic::CatchPanicLayer,
-    normalize::NormalizeLayer,
+    body::RequestBody,
+    Contract,
 };
 
-/// The handler is generic over the request body: each layer that may read the body hands on a
-/// `RequestBody` replaying it, so the concrete type depends on the stack.
-async fn handle<B>(request: Request<B>) -> Result<Response<Full<Bytes>>, Infallible>
-where
-    B: http_body::Body<Data = Bytes>,
-{
+/// The contract hands the handler one body type: a `RequestBody` replaying what the client
+/// sent (buffered when the batch limit read it, streaming otherwise).
+async fn handle(
+    request: Request<RequestBody<Incoming>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let response = match (request.method(), request.uri().path()) {
         (&Method::POST, "/v1/webhooks") => {
             let account = request
@@ -87,19 +87,17 @@ pub(crate) async fn serve(listener: TcpListener) {
             )
         })
         .expect("the demo keys are valid");
-    let service = ServiceBuilder::new()
-        .layer(CatchPanicLayer::new())
-        .layer(NormalizeLayer::new())
-        .layer(
+    let contract = Contract::bulk()
+        .auth(
             AuthLayer::new(InMemoryKeyStore::new(keys))
                 .keys(KeyExtractor::bearer_or_header(HeaderName::from_static(
                     "x-api-key",
                 )))
                 .route_policy(RoleTable::read_write()),
         )
-        .layer(BatchLimitLayer::new())
-        .layer(AuthorizeItemsLayer::default())
-        .service_fn(handle);
+        .batch_limit(BatchLimitLayer::new())
+        .authorize_items(AuthorizeItemsLayer::default());
+    let service = ServiceBuilder::new().layer(contract).service_fn(handle);
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;

@@ -1,14 +1,12 @@
-//! The gRPC server's stack: the same four layers as the HTTP demo, answering the gRPC way.
+//! The gRPC server's stack: one `Contract`, as in the HTTP demo, answering the gRPC way.
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
-use tower::ServiceBuilder;
 use tower_api_errors::{
     auth::{AuthLayer, InMemoryKeyStore, KeySet, Principal, RoleTable},
     batch_limit::{BatchLimitLayer, GrpcItems},
-    catch_panic::CatchPanicLayer,
-    normalize::NormalizeLayer,
+    Contract,
 };
 
 use crate::service::{Webhooks, CREATE, WEBHOOKS_FIELD};
@@ -43,14 +41,11 @@ pub async fn serve(listener: TcpListener) -> Result<(), tonic::transport::Error>
         .rule([http::Method::POST], CREATE, ["write"])
         .otherwise(["read"]);
     let limit = GrpcItems::new(CREATE, WEBHOOKS_FIELD).expect("a valid field number");
-    let stack = ServiceBuilder::new()
-        .layer(CatchPanicLayer::new())
-        .layer(NormalizeLayer::new())
-        .layer(AuthLayer::new(key_store()).route_policy(roles))
-        .layer(BatchLimitLayer::new().grpc(limit))
-        .into_inner();
+    let contract = Contract::bulk()
+        .auth(AuthLayer::new(key_store()).route_policy(roles))
+        .batch_limit(BatchLimitLayer::new().grpc(limit));
     Server::builder()
-        .layer(stack)
+        .layer(contract)
         .add_service(Webhooks::default())
         .serve_with_incoming(TcpListenerStream::new(listener))
         .await
