@@ -45,6 +45,7 @@ use tower_api_errors::{
     batch_limit::BatchLimitLayer,
     catch_panic::CatchPanicLayer,
     normalize::NormalizeLayer,
+    Contract,
 };
 
 const BENCH_KEY: &str = "bench_key";
@@ -162,8 +163,20 @@ fn key_store() -> InMemoryKeyStore {
     InMemoryKeyStore::new(keys)
 }
 
-/// The crate's four layers, outermost first, around `inner`.
+/// The whole contract, one layer, around `inner`.
 macro_rules! full_stack {
+    ($inner:expr) => {
+        Contract::bulk()
+            .auth(AuthLayer::new(key_store()).route_policy(RoleTable::read_write()))
+            .batch_limit(BatchLimitLayer::new())
+            .authorize_items(AuthorizeItemsLayer::default())
+            .layer($inner)
+    };
+}
+
+/// The crate's four layers composed one by one, outermost first, around `inner`: what the
+/// contract is made of.
+macro_rules! separate_layers {
     ($inner:expr) => {
         ServiceBuilder::new()
             .layer(CatchPanicLayer::new())
@@ -265,6 +278,13 @@ macro_rules! rows {
             Case::valid(),
             200,
             full_stack!(service_fn(handler))
+        );
+        $on!(
+            "valid_5_items",
+            "separate_layers",
+            Case::valid(),
+            200,
+            separate_layers!(service_fn(handler))
         );
         $on!(
             "valid_5_items",
