@@ -1,5 +1,5 @@
-//! [`ServiceBuilderExt`]: the crate's layers as [`ServiceBuilder`] methods, so a stack reads as
-//! one chain.
+//! [`ServiceBuilderExt`]: the contract, or one of its layers, as a [`ServiceBuilder`] method,
+//! so a stack reads as one chain.
 //!
 //! ```
 //! use bytes::Bytes;
@@ -7,21 +7,23 @@
 //! use http_body_util::Full;
 //! use tower::{ServiceBuilder, ServiceExt};
 //! use tower_api_errors::{
-//!     auth::{InMemoryKeyStore, KeySet, Principal},
+//!     auth::{AuthLayer, AuthorizeItemsLayer, InMemoryKeyStore, KeySet, Principal},
+//!     batch_limit::BatchLimitLayer,
 //!     body::RequestBody,
-//!     ServiceBuilderExt,
+//!     dialect::Coded,
+//!     Contract, ServiceBuilderExt,
 //! };
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let keys = KeySet::new().with_key("demo_admin", Principal::new("acct_123").with_roles(["write"]))?;
+//! let contract = Contract::new(Coded::new())
+//!     .auth(AuthLayer::new(InMemoryKeyStore::new(keys)))
+//!     .batch_limit(BatchLimitLayer::new())
+//!     .authorize_items(AuthorizeItemsLayer::default());
 //! let service = ServiceBuilder::new()
-//!     .catch_api_panics()
-//!     .normalize_api_errors()
-//!     .authenticate_api_keys(InMemoryKeyStore::new(keys))
-//!     .limit_batch_items()
-//!     .authorize_bulk_items()
-//!     .service_fn(|_: Request<RequestBody<RequestBody<Full<Bytes>>>>| async {
+//!     .api_contract(contract)
+//!     .service_fn(|_: Request<RequestBody<Full<Bytes>>>| async {
 //!         Ok::<_, std::convert::Infallible>(Response::new(Full::<Bytes>::default()))
 //!     });
 //!
@@ -34,60 +36,117 @@
 //! # }
 //! ```
 //!
-//! Each method adds the layer with its defaults (the bulk dialect among them); to configure
-//! one, add it with [`ServiceBuilder::layer`] instead.
+//! A stack that takes one layer alone names its dialect: [`Contract::dialect`] hands the
+//! contract's to a layer added beside it, so the two cannot disagree.
+//!
+//! ```
+//! use tower::ServiceBuilder;
+//! use tower_api_errors::{dialect::Coded, ServiceBuilderExt};
+//!
+//! let layers = ServiceBuilder::new()
+//!     .catch_api_panics(Coded::new())
+//!     .normalize_api_errors(Coded::new());
+//! # let _ = layers;
+//! ```
 
 use tower::{layer::util::Stack, ServiceBuilder};
 
 use crate::{
-    auth::{AuthLayer, AuthorizeItemsLayer},
+    auth::{AuthLayer, AuthorizeItemsLayer, SameAccount},
     batch_limit::BatchLimitLayer,
     catch_panic::CatchPanicLayer,
+    contract::Contract,
+    dialect::Dialect,
     normalize::NormalizeLayer,
 };
 
 mod sealed {
     pub trait Sealed {}
+
     impl<L> Sealed for tower::ServiceBuilder<L> {}
 }
 
-/// The crate's layers as [`ServiceBuilder`] methods. Add them outermost first, in this order.
+/// The crate's layers as [`ServiceBuilder`] methods; see the [module docs](self).
+///
+/// Each method takes what its layer cannot do without: the contract, or the dialect it answers
+/// in (and the key store for auth). Configure a layer further with [`ServiceBuilder::layer`].
 pub trait ServiceBuilderExt<L>: sealed::Sealed + Sized {
-    /// Adds [`CatchPanicLayer::new`]: a panic below becomes `server_error`.
-    fn catch_api_panics(self) -> ServiceBuilder<Stack<CatchPanicLayer, L>>;
+    /// Adds the whole contract: one [`Contract`], its parts in the one right order.
+    fn api_contract<D, A, C, I>(
+        self,
+        contract: Contract<D, A, C, I>,
+    ) -> ServiceBuilder<Stack<Contract<D, A, C, I>, L>>;
 
-    /// Adds [`NormalizeLayer::new`]: every other error response gets the contract's shape.
-    fn normalize_api_errors(self) -> ServiceBuilder<Stack<NormalizeLayer, L>>;
+    /// Adds [`CatchPanicLayer`] answering in `dialect`: a panic becomes `server_error`.
+    fn catch_api_panics<D: Dialect + Clone>(
+        self,
+        dialect: D,
+    ) -> ServiceBuilder<Stack<CatchPanicLayer<D>, L>>;
 
-    /// Adds [`AuthLayer::new`] over `store`: `unauthorized` and `forbidden`.
-    fn authenticate_api_keys<K>(self, store: K) -> ServiceBuilder<Stack<AuthLayer<K>, L>>;
+    /// Adds [`NormalizeLayer`] answering in `dialect`: every error response in the contract's
+    /// shape.
+    fn normalize_api_errors<D: Dialect + Clone>(
+        self,
+        dialect: D,
+    ) -> ServiceBuilder<Stack<NormalizeLayer<D>, L>>;
 
-    /// Adds [`BatchLimitLayer::new`]: `too_many_items` past 5 items (10 for `GET`).
-    fn limit_batch_items(self) -> ServiceBuilder<Stack<BatchLimitLayer, L>>;
+    /// Adds [`AuthLayer`] over `store`, answering in `dialect`: `unauthorized` and `forbidden`.
+    fn authenticate_api_keys<K, D>(
+        self,
+        store: K,
+        dialect: D,
+    ) -> ServiceBuilder<Stack<AuthLayer<K, crate::auth::Authenticated, D>, L>>;
 
-    /// Adds the default [`AuthorizeItemsLayer`]: every item of a bulk body must belong to the
-    /// key's account.
-    fn authorize_bulk_items(self) -> ServiceBuilder<Stack<AuthorizeItemsLayer, L>>;
+    /// Adds [`BatchLimitLayer`] answering in `dialect`: `too_many_items` past 5 items (10 for
+    /// `GET`).
+    fn limit_batch_items<D>(self, dialect: D) -> ServiceBuilder<Stack<BatchLimitLayer<D>, L>>;
+
+    /// Adds the default [`AuthorizeItemsLayer`] answering in `dialect`: every item of a bulk
+    /// body must belong to the key's account.
+    fn authorize_bulk_items<D>(
+        self,
+        dialect: D,
+    ) -> ServiceBuilder<Stack<AuthorizeItemsLayer<SameAccount, D>, L>>;
 }
 
 impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
-    fn catch_api_panics(self) -> ServiceBuilder<Stack<CatchPanicLayer, L>> {
-        self.layer(CatchPanicLayer::new())
+    fn api_contract<D, A, C, I>(
+        self,
+        contract: Contract<D, A, C, I>,
+    ) -> ServiceBuilder<Stack<Contract<D, A, C, I>, L>> {
+        self.layer(contract)
     }
 
-    fn normalize_api_errors(self) -> ServiceBuilder<Stack<NormalizeLayer, L>> {
-        self.layer(NormalizeLayer::new())
+    fn catch_api_panics<D: Dialect + Clone>(
+        self,
+        dialect: D,
+    ) -> ServiceBuilder<Stack<CatchPanicLayer<D>, L>> {
+        self.layer(CatchPanicLayer::new().dialect(dialect))
     }
 
-    fn authenticate_api_keys<K>(self, store: K) -> ServiceBuilder<Stack<AuthLayer<K>, L>> {
-        self.layer(AuthLayer::new(store))
+    fn normalize_api_errors<D: Dialect + Clone>(
+        self,
+        dialect: D,
+    ) -> ServiceBuilder<Stack<NormalizeLayer<D>, L>> {
+        self.layer(NormalizeLayer::new().dialect(dialect))
     }
 
-    fn limit_batch_items(self) -> ServiceBuilder<Stack<BatchLimitLayer, L>> {
-        self.layer(BatchLimitLayer::new())
+    fn authenticate_api_keys<K, D>(
+        self,
+        store: K,
+        dialect: D,
+    ) -> ServiceBuilder<Stack<AuthLayer<K, crate::auth::Authenticated, D>, L>> {
+        self.layer(AuthLayer::new(store).dialect(dialect))
     }
 
-    fn authorize_bulk_items(self) -> ServiceBuilder<Stack<AuthorizeItemsLayer, L>> {
-        self.layer(AuthorizeItemsLayer::default())
+    fn limit_batch_items<D>(self, dialect: D) -> ServiceBuilder<Stack<BatchLimitLayer<D>, L>> {
+        self.layer(BatchLimitLayer::new().dialect(dialect))
+    }
+
+    fn authorize_bulk_items<D>(
+        self,
+        dialect: D,
+    ) -> ServiceBuilder<Stack<AuthorizeItemsLayer<SameAccount, D>, L>> {
+        self.layer(AuthorizeItemsLayer::default().dialect(dialect))
     }
 }
