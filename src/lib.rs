@@ -8,7 +8,7 @@
 //! - [`catch_panic`]: a panic anywhere below becomes `server_error` (500);
 //! - [`normalize`]: every other error response is rewritten into the contract's shape.
 //!
-//! Each layer is usable alone. They share the error model ([`ApiError`], [`ErrorCode`]), the
+//! Each layer is usable alone, and [`Contract`] is all of them as one layer. They share the error model ([`ApiError`], [`ErrorCode`]), the
 //! [`dialect`]s that write it on the wire (the bulk dialect `{"error": "too_many_items"}` by
 //! default, the numeric [`Coded`](dialect::Coded) dialect, RFC 9457
 //! [`ProblemDetails`](dialect::ProblemDetails)), and one rule for answering gRPC calls
@@ -25,48 +25,42 @@
 //!
 //! The full table, with the codes for framework errors, is in the [`error`] module.
 //!
-//! # A whole stack
+//! # The whole contract, one layer
 //!
-//! Outermost first: catch panic, normalize, auth (headers only, so a bad key never costs a
-//! body read), batch limit (counts the items while the body streams), per-item authorization
-//! (reuses what the batch layer found), the application. Each layer takes the same dialect;
-//! here `/v1/customer/…` answers in the coded dialect and everything else in the bulk one.
+//! [`Contract`] holds the whole configuration — the dialect, named once (here `/v1/customer/…`
+//! in the coded dialect, everything else in the bulk one), the key store and route policy, the
+//! batch limits, the per-item policy — and is one layer applying it in the one right order:
+//! catch panic, normalize, auth (headers only, so a bad key never costs a body read), batch
+//! limit with per-item authorization (one pass over the body), the application.
 //!
 //! ```
-//! use std::convert::Infallible;
-//!
 //! use axum::{body::Body, routing::post, Router};
-//! use http::{HeaderName, Request, Response};
+//! use http::{HeaderName, Request};
 //! use http_body_util::BodyExt;
-//! use tower::{ServiceBuilder, ServiceExt};
+//! use tower::ServiceExt;
 //! use tower_api_errors::{
 //!     auth::{AuthLayer, AuthorizeItemsLayer, InMemoryKeyStore, KeyExtractor, KeySet, Principal, RoleTable},
 //!     batch_limit::BatchLimitLayer,
-//!     catch_panic::CatchPanicLayer,
 //!     dialect::{Bulk, Coded, DialectByPath},
-//!     normalize::NormalizeLayer,
+//!     Contract,
 //! };
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let keys = KeySet::new()
 //!     .with_key("demo_admin", Principal::new("acct_123").with_roles(["read", "write"]))?;
-//! let dialect = DialectByPath::new(Bulk).prefix("/v1/customer", Coded::new());
-//! let router = Router::new().route("/v1/webhooks", post(|body: String| async move { body }));
-//!
-//! let app = ServiceBuilder::new()
-//!     .layer(CatchPanicLayer::new().dialect(dialect.clone()))
-//!     .layer(NormalizeLayer::new().dialect(dialect.clone()))
-//!     .layer(
+//! let contract = Contract::new(DialectByPath::new(Bulk).prefix("/v1/customer", Coded::new()))
+//!     .auth(
 //!         AuthLayer::new(InMemoryKeyStore::new(keys))
 //!             .keys(KeyExtractor::bearer_or_header(HeaderName::from_static("x-api-key")))
-//!             .route_policy(RoleTable::read_write())
-//!             .dialect(dialect.clone()),
+//!             .route_policy(RoleTable::read_write()),
 //!     )
-//!     .layer(BatchLimitLayer::new().dialect(dialect.clone()))
-//!     .layer(AuthorizeItemsLayer::default().dialect(dialect))
-//!     .service(router);
-//! // Serve it with `axum::serve(listener, axum::ServiceExt::into_make_service(app))`.
+//!     .batch_limit(BatchLimitLayer::new())
+//!     .authorize_items(AuthorizeItemsLayer::default());
+//! let app = Router::new()
+//!     .route("/v1/webhooks", post(|body: String| async move { body }))
+//!     .layer(contract);
+//! // Serve it with `axum::serve(listener, app)`.
 //!
 //! let six = Request::post("/v1/webhooks")
 //!     .header("x-api-key", "demo_admin")
@@ -89,9 +83,13 @@
 //! # }
 //! ```
 //!
+//! The [`contract`] module shows the same value on a tonic server, in a
+//! [`tower::ServiceBuilder`] and on a bare hyper 1 server. Each layer is also usable alone;
+//! the contract is made of them.
+//!
 //! The same layers work on a bare hyper 1 server and on a tonic 0.14 server, where every error
-//! is a gRPC status instead (see the crate's `examples/`). [`ServiceBuilderExt`] adds each
-//! layer with its defaults as a [`tower::ServiceBuilder`] method.
+//! is a gRPC status instead (see the crate's `examples/`). [`ServiceBuilderExt`] adds the
+//! contract, or one layer in a given dialect, as a [`tower::ServiceBuilder`] method.
 //!
 //! # Features
 //!
@@ -121,6 +119,11 @@ pub mod dialect;
 pub mod error;
 pub mod grpc;
 pub mod normalize;
+
+/// The README's examples, compiled and run as doc tests so they cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
 
 pub use crate::{
     builder::ServiceBuilderExt,
