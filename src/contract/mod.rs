@@ -14,6 +14,14 @@
 //! [`RequestBody<B>`](crate::body::RequestBody), and one response body type,
 //! [`ContractBody`], leaves the stack.
 //!
+//! Without auth, there is no `authorize_items` to call:
+//!
+//! ```compile_fail
+//! use tower_api_errors::{auth::AuthorizeItemsLayer, Contract};
+//!
+//! let contract = Contract::bulk().authorize_items(AuthorizeItemsLayer::default());
+//! ```
+//!
 //! # axum
 //!
 //! Add it with `Router::layer`, and serve the router as it is:
