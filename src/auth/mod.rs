@@ -130,7 +130,8 @@
 //!
 //! # Where it goes in a stack
 //!
-//! Outermost first:
+//! [`Contract`](crate::Contract) puts every part in its place; composed by hand, outermost
+//! first:
 //!
 //! 1. [`catch_panic`](crate::catch_panic) — a panic anywhere below becomes `server_error`;
 //! 2. [`normalize`](crate::normalize) — every other error response gets the contract's shape;
@@ -139,20 +140,26 @@
 //! 4. [`batch_limit`](crate::batch_limit) — counts the items of a bulk body, refuses too many,
 //!    and leaves what it found ([`BulkItems`](crate::batch_limit::BulkItems)) in the request
 //!    extensions;
-//! 5. [`AuthorizeItemsLayer`] — shows each item to the [`ItemPolicy`], reusing `BulkItems`;
+//! 5. [`AuthorizeItemsLayer`] — shows each item to the [`ItemPolicy`], reusing `BulkItems`
+//!    (in the contract, the policy runs inside the batch limit's pass instead);
 //! 6. the handler.
 //!
 //! # Per-item authorization
 //!
 //! [`AuthorizeItemsLayer`] needs the [`Principal`] that [`AuthLayer`] put in the extensions (a
-//! request that reaches it without one is answered `server_error`: the stack is wrong). It
-//! finds the items in one of two ways:
+//! request that reaches it without one is answered `server_error`: the stack is wrong; with
+//! [`Contract::authorize_items`](crate::Contract::authorize_items) that stack does not
+//! compile). It checks `POST`, `PUT`, `PATCH` and `DELETE` bodies (see
+//! [`AuthorizeItemsLayer::methods`]; the setting holds whoever found the items), and finds the
+//! items in one of two ways:
 //!
 //! - when the batch limit layer ran first, its [`BulkItems`](crate::batch_limit::BulkItems)
 //!   are in the extensions: the items are shown to the policy straight from them, the body is
 //!   not read or parsed again, and it is handed on untouched;
-//! - otherwise, for `POST`, `PUT`, `PATCH` and `DELETE` (see
-//!   [`AuthorizeItemsLayer::methods`]), it reads the body itself, up to
+//! - otherwise it reads the body itself, with the batch limit layer's own reader (there is one
+//!   body reader in the crate, so a body error means the same thing through either layer:
+//!   `request_timeout` (408) when an outer body timeout stopped it, `payload_too_large` past the
+//!   cap, `bad_request` when the client went away), up to
 //!   [`DEFAULT_MAX_BODY_BYTES`] ([`AuthorizeItemsLayer::max_bytes`]; more is
 //!   `payload_too_large`, 413, refused on `Content-Length` before any byte is read), finds the
 //!   items (the elements of a top-level array, or of the array in
