@@ -8,7 +8,10 @@ use serde::{
 };
 use serde_json::value::RawValue;
 
-use super::Principal;
+use super::{
+    field_scan::{top_level_string, Scan},
+    Principal,
+};
 
 /// The largest body [`AuthorizeItems`](super::AuthorizeItems) reads by default when it has to find the items itself:
 /// 1 MiB, the batch limit layer's default cap.
@@ -138,6 +141,12 @@ impl ItemPolicy for SameAccount {
     fn allows(&self, principal: &Principal, item: &Item<'_>) -> bool {
         if !item.is_object() {
             return true;
+        }
+        match top_level_string(item.raw(), self.field.as_bytes()) {
+            Scan::Absent => return true,
+            Scan::Once(account) => return account == principal.account_id().as_bytes(),
+            Scan::Twice => return false,
+            Scan::Unsure => {}
         }
         let mut deserializer = serde_json::Deserializer::from_slice(item.raw());
         let seed = FieldSeed {

@@ -196,6 +196,7 @@
 
 mod authorize_items;
 mod cache;
+mod field_scan;
 mod future;
 mod items;
 mod key;
