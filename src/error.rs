@@ -43,6 +43,7 @@
 //! `record_not_valid` is 422: the record is well-formed but breaks a rule of the service.
 
 mod codes;
+mod grpc_status;
 
 use std::{borrow::Cow, fmt};
 
@@ -50,8 +51,10 @@ use http::StatusCode;
 use serde::{ser::SerializeMap, Serialize, Serializer};
 
 pub(crate) use self::codes::{for_each_code, CodedNumber};
-pub use self::codes::{CustomCode, ErrorCode};
-use crate::grpc::GrpcStatus;
+pub use self::{
+    codes::{CustomCode, ErrorCode},
+    grpc_status::GrpcStatus,
+};
 
 /// One field-level validation failure: `{"field": "email", "error": "must_be_unique"}`.
 ///
@@ -274,13 +277,6 @@ impl Serialize for ApiError {
             map.serialize_entry("validation_errors", &self.validation_errors)?;
         }
         map.end()
-    }
-}
-
-/// Renders the error in the bulk dialect for a plain HTTP client.
-impl From<ApiError> for http::Response<crate::body::ErrorBody> {
-    fn from(error: ApiError) -> Self {
-        crate::dialect::ErrorFormat::http().render(&crate::dialect::Bulk, &error)
     }
 }
 

@@ -69,6 +69,15 @@ impl Dialect for Bulk {
     }
 }
 
+/// Renders the error in the bulk dialect for a plain HTTP client.
+///
+/// It lives with its renderer, not in the error model, which depends on nothing.
+impl From<ApiError> for Response<ErrorBody> {
+    fn from(error: ApiError) -> Self {
+        ErrorFormat::http().render(&Bulk, &error)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
