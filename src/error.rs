@@ -56,6 +56,11 @@ pub use self::{
     grpc_status::GrpcStatus,
 };
 
+/// A type-erased error, as tower's middleware and bodies produce them: what the layers accept
+/// from an inner service or a body. The crate's one alias for it (also at
+/// `normalize::BoxError`).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// One field-level validation failure: `{"field": "email", "error": "must_be_unique"}`.
 ///
 /// `field` is the attribute that failed, or `"object"` when the failure concerns the item as a

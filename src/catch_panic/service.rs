@@ -13,9 +13,10 @@ use super::{
     answer, future::PanicContext, head::RequestHead, CatchPanicLayer, DefaultResponseForPanic,
     OnPanic, PanicStage, ResponseBody, ResponseForPanic, ResponseFuture, TypeName,
 };
-use crate::dialect::{Bulk, Dialect};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::{
+    dialect::{Bulk, Dialect},
+    error::BoxError,
+};
 
 /// Turns panics of the inner service into `server_error`; see the [module docs](super).
 ///
