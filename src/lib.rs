@@ -121,6 +121,8 @@ pub mod error;
 pub mod grpc;
 pub mod normalize;
 
+mod macros;
+
 pub use crate::{
     builder::ServiceBuilderExt,
     dialect::{Dialect, ErrorFormat, RenderedError},

@@ -51,20 +51,7 @@ impl<S, D, R, P> CatchPanic<S, D, R, P> {
         }
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::macros::define_inner_service_accessors!();
 }
 
 impl<S, D, R, P, ReqBody, ResBody> Service<Request<ReqBody>> for CatchPanic<S, D, R, P>
