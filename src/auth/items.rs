@@ -11,7 +11,7 @@ use std::{
 };
 
 use bytes::{Bytes, BytesMut};
-use http::{header, request, HeaderMap, Method, Request, Response, StatusCode};
+use http::{request, HeaderMap, Method, Request, Response, StatusCode};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use serde::{
@@ -25,7 +25,7 @@ use tower_service::Service;
 use super::Principal;
 use crate::{
     batch_limit::BulkItems,
-    body::{ErrorBody, RequestBody, ResponseBody},
+    body::{declared_length, ErrorBody, RequestBody, ResponseBody},
     dialect::{Bulk, Dialect, ErrorFormat},
     error::{ApiError, ErrorCode},
     grpc,
@@ -485,7 +485,7 @@ where
             return AuthorizeItemsFuture::reject(config.refuse(&parts, ItemsRefusal::NoPrincipal));
         }
         let max = config.settings.max_bytes;
-        if declared_length(&parts).is_some_and(|length| length > max as u64)
+        if declared_length(&parts.headers).is_some_and(|length| length > max as u64)
             || body.size_hint().lower() > max as u64
         {
             return AuthorizeItemsFuture::reject(config.refuse(&parts, ItemsRefusal::TooLarge));
@@ -504,16 +504,6 @@ where
             },
         }
     }
-}
-
-fn declared_length(parts: &request::Parts) -> Option<u64> {
-    parts
-        .headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
 }
 
 pin_project! {

@@ -5,7 +5,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{header, Request, Response};
+use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
@@ -16,7 +16,7 @@ use super::{
     BatchLimitLayer,
 };
 use crate::{
-    body::{RequestBody, ResponseBody},
+    body::{declared_length, RequestBody, ResponseBody},
     dialect::{Bulk, Dialect},
     error::{ApiError, ErrorCode},
 };
@@ -116,11 +116,7 @@ where
                 Err(error) => ResponseFuture::refused(&head, &shared.dialect, &error),
             };
         }
-        let declared = head
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
-            .or_else(|| body.size_hint().exact());
+        let declared = declared_length(&head.headers).or_else(|| body.size_hint().exact());
         if declared.is_some_and(|length| length > shared.max_body_bytes as u64) {
             let error = payload_too_large(shared.max_body_bytes);
             return ResponseFuture::refused(&head, &shared.dialect, &error);
