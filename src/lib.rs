@@ -122,6 +122,7 @@ pub mod grpc;
 pub mod normalize;
 
 mod macros;
+mod path_prefix;
 
 pub use crate::{
     builder::ServiceBuilderExt,
