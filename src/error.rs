@@ -5,7 +5,14 @@
 //! a dialect may show (field-level [`FieldError`]s, the `_idx` of the offending item, human
 //! text). Item errors inside bulk responses live in [`crate::bulk`].
 //!
+//! The error model depends on nothing else in the crate (the dialects render it, the layers
+//! produce it): [`GrpcStatus`] and [`BoxError`] live here too.
+//!
 //! # Codes
+//!
+//! The codes are generated from one table in the crate's source (`src/error/codes.rs`): a
+//! code's name, HTTP status, gRPC status and coded-dialect number are one row there, and a
+//! test keeps the table below equal to it. [`ErrorCode::ALL`] lists them.
 //!
 //! | code | HTTP | gRPC | coded dialect |
 //! | --- | --- | --- | --- |
