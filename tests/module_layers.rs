@@ -228,7 +228,7 @@ fn scan(src: &Path) -> Result<Uses, String> {
     }
     // `lib.rs`'s re-exports: `crate::ApiError` is a use of `error`.
     let mut reexports = BTreeMap::new();
-    for (path, _) in use_paths(&lib_code) {
+    for path in use_paths(&lib_code) {
         if let (Some(first), Some(last)) = (path.first(), path.last()) {
             if modules.contains(first) {
                 reexports.insert(last.clone(), first.clone());
@@ -554,7 +554,7 @@ fn references(code: &str, module: &[String]) -> Vec<(String, usize)> {
 }
 
 /// The paths of every `use crate::…` (and `pub use`) item.
-fn use_paths(code: &str) -> Vec<(Vec<String>, usize)> {
+fn use_paths(code: &str) -> Vec<Vec<String>> {
     let tokens = tokens(code);
     let mut out = Vec::new();
     for i in 0..tokens.len() {
@@ -562,9 +562,7 @@ fn use_paths(code: &str) -> Vec<(Vec<String>, usize)> {
             && tokens.get(i + 1).map(|t| &t.0) == Some(&Token::Ident("crate".to_owned()))
         {
             let mut j = i + 4;
-            for path in use_tree(&tokens, &mut j) {
-                out.push((path, tokens[i].1));
-            }
+            out.extend(use_tree(&tokens, &mut j));
         }
     }
     out

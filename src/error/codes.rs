@@ -297,7 +297,6 @@ mod tests {
 
     #[test]
     fn every_code_round_trips_through_its_name() {
-        assert_eq!(ErrorCode::ALL.len(), 23);
         for code in ErrorCode::ALL {
             assert_eq!(ErrorCode::from_name(code.as_str()).as_ref(), Some(code));
             assert_eq!(code.to_string(), code.as_str());
