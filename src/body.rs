@@ -264,6 +264,32 @@ where
     }
 }
 
+/// The length a request's or a response's `Content-Length` declares: the one place the crate
+/// reads the header.
+///
+/// Only ASCII digits count (RFC 9110 §8.6: `1*DIGIT`); a missing, empty, signed or otherwise
+/// malformed value, one too large for a `u64`, or repeated values that disagree declare
+/// nothing, and the caller relies on the body's own size hint and byte limit instead.
+pub(crate) fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    let mut values = headers.get_all(http::header::CONTENT_LENGTH).iter();
+    let first = parse_length(values.next()?.as_bytes())?;
+    values
+        .all(|value| parse_length(value.as_bytes()) == Some(first))
+        .then_some(first)
+}
+
+fn parse_length(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0_u64, |length, &digit| {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        length.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,5 +334,26 @@ mod tests {
         let collected = body.collect().await.unwrap();
         assert_eq!(collected.trailers(), Some(&trailers));
         assert_eq!(collected.to_bytes(), "[1,2]");
+    }
+
+    #[test]
+    fn content_length_is_digits_only() {
+        let declared = |values: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for value in values {
+                headers.append(http::header::CONTENT_LENGTH, value.parse().unwrap());
+            }
+            declared_length(&headers)
+        };
+        assert_eq!(declared(&[]), None);
+        assert_eq!(declared(&["0"]), Some(0));
+        assert_eq!(declared(&["17"]), Some(17));
+        assert_eq!(declared(&["18446744073709551615"]), Some(u64::MAX));
+        assert_eq!(declared(&["18446744073709551616"]), None);
+        for malformed in ["", "+5", "-1", " 5", "5 ", "0x10", "1e3", "5,5"] {
+            assert_eq!(declared(&[malformed]), None, "{malformed:?}");
+        }
+        assert_eq!(declared(&["5", "5"]), Some(5));
+        assert_eq!(declared(&["5", "6"]), None);
     }
 }

@@ -5,7 +5,14 @@
 //! a dialect may show (field-level [`FieldError`]s, the `_idx` of the offending item, human
 //! text). Item errors inside bulk responses live in [`crate::bulk`].
 //!
+//! The error model depends on nothing else in the crate (the dialects render it, the layers
+//! produce it): [`GrpcStatus`] and [`BoxError`] live here too.
+//!
 //! # Codes
+//!
+//! The codes are generated from one table in the crate's source (`src/error/codes.rs`): a
+//! code's name, HTTP status, gRPC status and coded-dialect number are one row there, and a
+//! test keeps the table below equal to it. [`ErrorCode::ALL`] lists them.
 //!
 //! | code | HTTP | gRPC | coded dialect |
 //! | --- | --- | --- | --- |
@@ -42,258 +49,24 @@
 //! `record_not_active` is 409 Conflict: the record exists, but its state forbids the action.
 //! `record_not_valid` is 422: the record is well-formed but breaks a rule of the service.
 
+mod codes;
+mod grpc_status;
+
 use std::{borrow::Cow, fmt};
 
 use http::StatusCode;
 use serde::{ser::SerializeMap, Serialize, Serializer};
 
-use crate::grpc::GrpcStatus;
+pub(crate) use self::codes::{for_each_code, CodedNumber};
+pub use self::{
+    codes::{CustomCode, ErrorCode},
+    grpc_status::GrpcStatus,
+};
 
-/// What went wrong, by name. See the [module docs](self) for the table of codes.
-///
-/// Serializes as its snake_case name.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorCode {
-    /// No API key, an unknown key or a disabled key (401).
-    Unauthorized,
-    /// The key lacks the role for one or more of the requested actions (403).
-    Forbidden,
-    /// A bulk request has more items than allowed (400).
-    TooManyItems,
-    /// A panic, an inner-service error, any 5xx without a contract body (500).
-    ServerError,
-    /// No route matched (404).
-    NotFound,
-    /// The route exists, the method does not (405).
-    MethodNotAllowed,
-    /// Content negotiation failed (406).
-    NotAcceptable,
-    /// The request took too long (408).
-    RequestTimeout,
-    /// The body is larger than allowed (413).
-    PayloadTooLarge,
-    /// The body's media type is not accepted (415).
-    UnsupportedMediaType,
-    /// The body is not well-formed JSON (400).
-    InvalidJson,
-    /// Well-formed input failed validation (400, or 422 when produced so).
-    ValidationErrors,
-    /// A rate limit was hit (429).
-    TooManyRequests,
-    /// The service cannot take the request now (503).
-    ServiceUnavailable,
-    /// The object named by an item or id does not exist (404; mostly an item error).
-    ObjectNotFound,
-    /// Coded dialect 5: a required body was not sent (400).
-    ModelNotProvided,
-    /// Coded dialect 6: the body is not valid for the action (400).
-    ModelNotValid,
-    /// Coded dialect 7: a required value was not sent (400).
-    ValueNotProvided,
-    /// Coded dialect 8: a value is not valid (400).
-    ValueNotValid,
-    /// Coded dialect 9: a required record was not named (400).
-    RecordNotProvided,
-    /// Coded dialect 10: the record does not exist (404).
-    RecordNotFound,
-    /// Coded dialect 11: the record is not active (409).
-    RecordNotActive,
-    /// Coded dialect 12: the record is not valid for the action (422).
-    RecordNotValid,
-    /// A code of the service's own, or one derived from a status with no row in the table.
-    Custom(CustomCode),
-}
-
-/// A code outside the crate's table: a name, an HTTP status and a gRPC status.
-///
-/// Made by [`ErrorCode::custom`] and [`ErrorCode::from_status`].
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct CustomCode {
-    name: Cow<'static, str>,
-    status: StatusCode,
-    grpc: GrpcStatus,
-}
-
-impl CustomCode {
-    /// The code's name as written on the wire.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-impl ErrorCode {
-    /// A service's own code. The gRPC status follows `status` (see the [module docs](self));
-    /// override it with [`ErrorCode::with_grpc_status`].
-    ///
-    /// ```
-    /// use tower_api_errors::ErrorCode;
-    /// let locked = ErrorCode::custom("object_locked", http::StatusCode::CONFLICT);
-    /// assert_eq!(locked.as_str(), "object_locked");
-    /// assert_eq!(locked.grpc_status().code(), 10);
-    /// ```
-    pub fn custom(name: impl Into<Cow<'static, str>>, status: StatusCode) -> Self {
-        ErrorCode::Custom(CustomCode {
-            name: name.into(),
-            status,
-            grpc: GrpcStatus::from_http(status),
-        })
-    }
-
-    /// Sets the gRPC status of a custom code; the crate's own codes keep theirs.
-    #[must_use]
-    pub fn with_grpc_status(self, grpc: GrpcStatus) -> Self {
-        match self {
-            ErrorCode::Custom(custom) => ErrorCode::Custom(CustomCode { grpc, ..custom }),
-            other => other,
-        }
-    }
-
-    /// The contract code for a bare error status: the table's code where it has a row, else the
-    /// snake_case of the status's canonical reason phrase (409 → `conflict`), else
-    /// `client_error` / `server_error` by class.
-    pub fn from_status(status: StatusCode) -> Self {
-        match status.as_u16() {
-            400 => ErrorCode::custom("bad_request", status),
-            401 => ErrorCode::Unauthorized,
-            403 => ErrorCode::Forbidden,
-            404 => ErrorCode::NotFound,
-            405 => ErrorCode::MethodNotAllowed,
-            406 => ErrorCode::NotAcceptable,
-            408 => ErrorCode::RequestTimeout,
-            413 => ErrorCode::PayloadTooLarge,
-            415 => ErrorCode::UnsupportedMediaType,
-            429 => ErrorCode::TooManyRequests,
-            500 => ErrorCode::ServerError,
-            503 => ErrorCode::ServiceUnavailable,
-            _ => match status.canonical_reason() {
-                Some(reason) => ErrorCode::custom(snake_case(reason), status),
-                None if status.is_server_error() => ErrorCode::custom("server_error", status),
-                None => ErrorCode::custom("client_error", status),
-            },
-        }
-    }
-
-    /// The code's name as written on the wire, e.g. `"too_many_items"`.
-    pub fn as_str(&self) -> &str {
-        match self {
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::TooManyItems => "too_many_items",
-            ErrorCode::ServerError => "server_error",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::MethodNotAllowed => "method_not_allowed",
-            ErrorCode::NotAcceptable => "not_acceptable",
-            ErrorCode::RequestTimeout => "request_timeout",
-            ErrorCode::PayloadTooLarge => "payload_too_large",
-            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
-            ErrorCode::InvalidJson => "invalid_json",
-            ErrorCode::ValidationErrors => "validation_errors",
-            ErrorCode::TooManyRequests => "too_many_requests",
-            ErrorCode::ServiceUnavailable => "service_unavailable",
-            ErrorCode::ObjectNotFound => "object_not_found",
-            ErrorCode::ModelNotProvided => "model_not_provided",
-            ErrorCode::ModelNotValid => "model_not_valid",
-            ErrorCode::ValueNotProvided => "value_not_provided",
-            ErrorCode::ValueNotValid => "value_not_valid",
-            ErrorCode::RecordNotProvided => "record_not_provided",
-            ErrorCode::RecordNotFound => "record_not_found",
-            ErrorCode::RecordNotActive => "record_not_active",
-            ErrorCode::RecordNotValid => "record_not_valid",
-            ErrorCode::Custom(custom) => &custom.name,
-        }
-    }
-
-    /// The HTTP status this code is answered with by default.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-            ErrorCode::TooManyItems
-            | ErrorCode::InvalidJson
-            | ErrorCode::ValidationErrors
-            | ErrorCode::ModelNotProvided
-            | ErrorCode::ModelNotValid
-            | ErrorCode::ValueNotProvided
-            | ErrorCode::ValueNotValid
-            | ErrorCode::RecordNotProvided => StatusCode::BAD_REQUEST,
-            ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::NotFound | ErrorCode::ObjectNotFound | ErrorCode::RecordNotFound => {
-                StatusCode::NOT_FOUND
-            }
-            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
-            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::RecordNotActive => StatusCode::CONFLICT,
-            ErrorCode::RecordNotValid => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::Custom(custom) => custom.status,
-        }
-    }
-
-    /// The gRPC status this code is answered with.
-    pub fn grpc_status(&self) -> GrpcStatus {
-        match self {
-            ErrorCode::Unauthorized => GrpcStatus::Unauthenticated,
-            ErrorCode::Forbidden => GrpcStatus::PermissionDenied,
-            ErrorCode::ServerError => GrpcStatus::Internal,
-            ErrorCode::NotFound | ErrorCode::MethodNotAllowed => GrpcStatus::Unimplemented,
-            ErrorCode::RequestTimeout => GrpcStatus::DeadlineExceeded,
-            ErrorCode::PayloadTooLarge | ErrorCode::TooManyRequests => {
-                GrpcStatus::ResourceExhausted
-            }
-            ErrorCode::ServiceUnavailable => GrpcStatus::Unavailable,
-            ErrorCode::ObjectNotFound | ErrorCode::RecordNotFound => GrpcStatus::NotFound,
-            ErrorCode::RecordNotActive => GrpcStatus::FailedPrecondition,
-            ErrorCode::TooManyItems
-            | ErrorCode::NotAcceptable
-            | ErrorCode::UnsupportedMediaType
-            | ErrorCode::InvalidJson
-            | ErrorCode::ValidationErrors
-            | ErrorCode::ModelNotProvided
-            | ErrorCode::ModelNotValid
-            | ErrorCode::ValueNotProvided
-            | ErrorCode::ValueNotValid
-            | ErrorCode::RecordNotProvided
-            | ErrorCode::RecordNotValid => GrpcStatus::InvalidArgument,
-            ErrorCode::Custom(custom) => custom.grpc,
-        }
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Serialize for ErrorCode {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-fn snake_case(reason: &str) -> String {
-    let mut name = String::with_capacity(reason.len());
-    // "I'm a teapot" → `im_a_teapot`: apostrophes join, other punctuation separates.
-    let letters = reason.chars().filter(|&c| c != '\'');
-    for word in letters
-        .collect::<String>()
-        .split(|c: char| !c.is_ascii_alphanumeric())
-    {
-        if word.is_empty() {
-            continue;
-        }
-        if !name.is_empty() {
-            name.push('_');
-        }
-        name.extend(word.chars().map(|c| c.to_ascii_lowercase()));
-    }
-    name
-}
+/// A type-erased error, as tower's middleware and bodies produce them: what the layers accept
+/// from an inner service or a body. The crate's one alias for it (also at
+/// `normalize::BoxError`).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// One field-level validation failure: `{"field": "email", "error": "must_be_unique"}`.
 ///
@@ -516,13 +289,6 @@ impl Serialize for ApiError {
             map.serialize_entry("validation_errors", &self.validation_errors)?;
         }
         map.end()
-    }
-}
-
-/// Renders the error in the bulk dialect for a plain HTTP client.
-impl From<ApiError> for http::Response<crate::body::ErrorBody> {
-    fn from(error: ApiError) -> Self {
-        crate::dialect::ErrorFormat::http().render(&crate::dialect::Bulk, &error)
     }
 }
 

@@ -120,6 +120,9 @@ pub mod error;
 pub mod grpc;
 pub mod normalize;
 
+mod macros;
+mod path_prefix;
+
 /// The README's examples, compiled and run as doc tests so they cannot rot.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -262,7 +262,10 @@ mod tests {
             (r#"{"account_id" "acct_2"}"#, Scan::Unsure),
             (r#"{"a":tru,"account_id":"x"}"#, Scan::Unsure),
             (r#"{"a":01}"#, Scan::Unsure),
-            (r#"{"a":-0.5e+3,"b":[{"account_id":1}],"account_id":"x"}"#, Scan::Once(b"x")),
+            (
+                r#"{"a":-0.5e+3,"b":[{"account_id":1}],"account_id":"x"}"#,
+                Scan::Once(b"x"),
+            ),
             (r#"{"a":1.}"#, Scan::Unsure),
             (r#"{"a":1} x"#, Scan::Unsure),
             (r#"[1]"#, Scan::Unsure),

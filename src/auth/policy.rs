@@ -5,6 +5,7 @@ use std::{fmt, sync::Arc};
 use http::{HeaderMap, Method, Uri};
 
 use super::Principal;
+use crate::path_prefix;
 
 /// The parts of a request a [`RoutePolicy`] decides on.
 #[derive(Clone, Copy, Debug)]
@@ -90,11 +91,14 @@ impl RoutePolicy for Authenticated {
 
 /// A table of rules, method and path prefix → roles required.
 ///
-/// The first rule whose method and prefix match the request decides: the principal needs
-/// every role the rule lists. A request no rule matches is refused, unless
+/// Of the rules whose method matches the request, the one with the longest prefix that
+/// matches its path decides (of rules with equal prefixes, the first added): the principal
+/// needs every role the rule lists. A request no rule matches is refused, unless
 /// [`RoleTable::otherwise`] says which roles it needs. A prefix matches whole path segments:
 /// `/v1/customer` matches `/v1/customer` and `/v1/customer/courses`, not `/v1/customers`; `/`
-/// matches every path.
+/// matches every path. This is the crate's one prefix rule, the one
+/// [`DialectByPath`](crate::dialect::DialectByPath) follows too, so a specific rule can be
+/// added after a general one.
 ///
 /// ```
 /// use http::Method;
@@ -149,14 +153,10 @@ impl RoleTable {
         R: IntoIterator,
         R::Item: Into<String>,
     {
-        let mut prefix = prefix.into();
-        while prefix.len() > 1 && prefix.ends_with('/') {
-            prefix.pop();
-        }
         let mut rules = self.rules.to_vec();
         rules.push(Rule {
             methods: methods.into_iter().collect(),
-            prefix: prefix.into_boxed_str(),
+            prefix: path_prefix::normalize(prefix.into()).into_boxed_str(),
             roles: boxed_roles(roles),
         });
         RoleTable {
@@ -189,20 +189,19 @@ where
 }
 
 impl Rule {
-    fn matches(&self, route: &Route<'_>) -> bool {
-        (self.methods.is_empty() || self.methods.contains(route.method()))
-            && route
-                .path()
-                .strip_prefix(&*self.prefix)
-                .is_some_and(|rest| {
-                    rest.is_empty() || rest.starts_with('/') || &*self.prefix == "/"
-                })
+    fn matches_method(&self, method: &Method) -> bool {
+        self.methods.is_empty() || self.methods.contains(method)
     }
 }
 
 impl RoutePolicy for RoleTable {
     fn allows(&self, principal: &Principal, route: &Route<'_>) -> bool {
-        let roles = match self.rules.iter().find(|rule| rule.matches(route)) {
+        let candidates = self
+            .rules
+            .iter()
+            .filter(|rule| rule.matches_method(route.method()))
+            .map(|rule| (&*rule.prefix, rule));
+        let roles = match path_prefix::longest(candidates, route.path()) {
             Some(rule) => &rule.roles[..],
             None => match &self.otherwise {
                 Some(roles) => &roles[..],
@@ -226,5 +225,44 @@ impl fmt::Debug for RoleTable {
             list.entry(&format_args!("otherwise → {roles:?}"));
         }
         list.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_matching_prefix_decides_whatever_the_order() {
+        let admin = Principal::new("a").with_roles(["admin"]);
+        let reader = Principal::new("a").with_roles(["read"]);
+        let headers = HeaderMap::new();
+        let general_first =
+            RoleTable::new()
+                .rule([], "/", ["read"])
+                .rule([], "/v1/admin", ["admin"]);
+        let specific_first =
+            RoleTable::new()
+                .rule([], "/v1/admin", ["admin"])
+                .rule([], "/", ["read"]);
+        for table in [general_first, specific_first] {
+            let allows = |principal: &Principal, method: Method, path: &str| {
+                let uri = path.parse().unwrap();
+                table.allows(principal, &Route::new(&method, &uri, &headers))
+            };
+            assert!(!allows(&reader, Method::GET, "/v1/admin/keys"));
+            assert!(allows(&admin, Method::GET, "/v1/admin/keys"));
+            assert!(allows(&reader, Method::GET, "/v1/administrators"));
+            assert!(!allows(&admin, Method::GET, "/v1/administrators"));
+        }
+
+        // A rule whose method does not match is no candidate: the next longest decides.
+        let table = RoleTable::new()
+            .rule([Method::POST], "/v1/admin", ["admin"])
+            .rule([], "/v1", ["read"])
+            .rule([], "/v1", ["admin"]);
+        let uri = "/v1/admin".parse().unwrap();
+        assert!(table.allows(&reader, &Route::new(&Method::GET, &uri, &headers)));
+        assert!(!table.allows(&reader, &Route::new(&Method::POST, &uri, &headers)));
     }
 }

@@ -5,7 +5,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{header, Request, Response};
+use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
@@ -17,7 +17,7 @@ use super::{
     BatchLimitLayer,
 };
 use crate::{
-    body::{RequestBody, ResponseBody},
+    body::{declared_length, RequestBody, ResponseBody},
     dialect::{Bulk, Dialect},
     error::{ApiError, ErrorCode},
 };
@@ -51,20 +51,7 @@ impl<S, D, C, I> BatchLimit<S, D, C, I> {
         &self.shared
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::macros::define_inner_service_accessors!();
 }
 
 impl<S: Clone, D, C, I> Clone for BatchLimit<S, D, C, I> {
@@ -146,11 +133,7 @@ where
                 Err(error) => ResponseFuture::refused(&head, &shared.dialect, &error),
             };
         }
-        let declared = head
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
-            .or_else(|| body.size_hint().exact());
+        let declared = declared_length(&head.headers).or_else(|| body.size_hint().exact());
         if declared.is_some_and(|length| length > shared.max_body_bytes as u64) {
             let error = payload_too_large(shared.max_body_bytes);
             return ResponseFuture::refused(&head, &shared.dialect, &error);

@@ -12,9 +12,11 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use super::{drop_guarded, head::RequestHead, observe, OnPanic, TypeName};
-use crate::{body::ErrorBody, error::ApiError, grpc};
-
-type BoxError = Box<dyn Error + Send + Sync>;
+use crate::{
+    body::ErrorBody,
+    error::{ApiError, BoxError},
+    grpc,
+};
 
 /// What a body needs to report a panic and end the response the way its protocol expects.
 pub(super) struct BodyContext<P> {

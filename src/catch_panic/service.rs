@@ -13,9 +13,10 @@ use super::{
     answer, future::PanicContext, head::RequestHead, CatchPanicLayer, DefaultResponseForPanic,
     OnPanic, PanicStage, ResponseBody, ResponseForPanic, ResponseFuture, TypeName,
 };
-use crate::dialect::{Bulk, Dialect};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::{
+    dialect::{Bulk, Dialect},
+    error::BoxError,
+};
 
 /// Turns panics of the inner service into `server_error`; see the [module docs](super).
 ///
@@ -50,20 +51,7 @@ impl<S, D, R, P> CatchPanic<S, D, R, P> {
         }
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::macros::define_inner_service_accessors!();
 }
 
 impl<S, D, R, P, ReqBody, ResBody> Service<Request<ReqBody>> for CatchPanic<S, D, R, P>

@@ -5,37 +5,29 @@ use serde::Deserialize;
 use super::{has_content_type, json_response, Dialect, ErrorFormat};
 use crate::{
     body::ErrorBody,
-    error::{ApiError, ErrorCode},
+    error::{for_each_code, ApiError, ErrorCode},
 };
 
 /// `{"error":"<code>"}` for the crate's own codes, written once: most rejections (a bad key,
 /// too many items) are answered without serializing anything.
 fn universal_body(code: &ErrorCode) -> Option<&'static [u8]> {
     macro_rules! bodies {
-        ($($variant:ident => $name:literal),* $(,)?) => {
+        ($(
+            $(#[$doc:meta])*
+            $variant:ident: $name:literal, $status:ident, $grpc:ident, $coded:ident($number:literal);
+        )*) => {
             match code {
                 $(ErrorCode::$variant => Some(concat!(r#"{"error":""#, $name, r#""}"#).as_bytes()),)*
-                // `validation_errors` carries its list; a custom code has no static name.
-                _ => None,
+                // A custom code has no static name.
+                ErrorCode::Custom(_) => None,
             }
         };
     }
-    bodies! {
-        Unauthorized => "unauthorized",
-        Forbidden => "forbidden",
-        TooManyItems => "too_many_items",
-        ServerError => "server_error",
-        NotFound => "not_found",
-        MethodNotAllowed => "method_not_allowed",
-        NotAcceptable => "not_acceptable",
-        RequestTimeout => "request_timeout",
-        PayloadTooLarge => "payload_too_large",
-        UnsupportedMediaType => "unsupported_media_type",
-        InvalidJson => "invalid_json",
-        TooManyRequests => "too_many_requests",
-        ServiceUnavailable => "service_unavailable",
-        ObjectNotFound => "object_not_found",
+    // `validation_errors` carries its list.
+    if matches!(code, ErrorCode::ValidationErrors) {
+        return None;
     }
+    for_each_code!(bodies)
 }
 
 /// The bulk API's dialect (the default): `{"error": "<code>"}`.
@@ -77,6 +69,15 @@ impl Dialect for Bulk {
     }
 }
 
+/// Renders the error in the bulk dialect for a plain HTTP client.
+///
+/// It lives with its renderer, not in the error model, which depends on nothing.
+impl From<ApiError> for Response<ErrorBody> {
+    fn from(error: ApiError) -> Self {
+        ErrorFormat::http().render(&Bulk, &error)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +109,18 @@ mod tests {
             );
         }
         assert!(universal_body(&ErrorCode::ValidationErrors).is_none());
+    }
+
+    #[test]
+    fn every_table_code_has_its_static_body() {
+        for code in ErrorCode::ALL {
+            let error = ApiError::new(code.clone());
+            match universal_body(code) {
+                Some(body) => assert_eq!(body, serde_json::to_vec(&error).unwrap(), "{code}"),
+                None => assert_eq!(code, &ErrorCode::ValidationErrors),
+            }
+        }
+        let custom = ErrorCode::custom("object_locked", http::StatusCode::CONFLICT);
+        assert!(universal_body(&custom).is_none());
     }
 }

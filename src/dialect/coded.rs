@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{has_content_type, json_response, Dialect, ErrorFormat};
 use crate::{
     body::ErrorBody,
-    error::{ApiError, ErrorCode},
+    error::{ApiError, CodedNumber},
 };
 
 /// The numeric-code dialect: `{"code": 6, "message": "Model not valid", "errors": ["…"]}`.
@@ -86,11 +86,10 @@ impl Coded {
         if let Some((_, number)) = numbers.iter().find(|(name, _)| name == code.as_str()) {
             return *number;
         }
-        native_number(code).unwrap_or_else(|| match code {
-            ErrorCode::RequestTimeout | ErrorCode::TooManyRequests => 2,
-            ErrorCode::InvalidJson | ErrorCode::ValidationErrors | ErrorCode::TooManyItems => 6,
-            ErrorCode::ObjectNotFound | ErrorCode::NotFound => 10,
-            _ => match error.status().as_u16() {
+        match code.coded_number() {
+            Some(coded) => coded.number(),
+            // A custom code's number follows its status.
+            None => match error.status().as_u16() {
                 503 => 2,
                 400 => 6,
                 401 => 4,
@@ -101,31 +100,12 @@ impl Coded {
                 402..=499 => 8,
                 _ => 1,
             },
-        })
+        }
     }
 }
 
 /// A contract code answered with a number of the caller's choice.
 type CodeNumber = (Cow<'static, str>, u8);
-
-/// The numbers of the codes that are the coded dialect's own.
-fn native_number(code: &ErrorCode) -> Option<u8> {
-    Some(match code {
-        ErrorCode::ServerError => 1,
-        ErrorCode::ServiceUnavailable => 2,
-        ErrorCode::Forbidden => 3,
-        ErrorCode::Unauthorized => 4,
-        ErrorCode::ModelNotProvided => 5,
-        ErrorCode::ModelNotValid => 6,
-        ErrorCode::ValueNotProvided => 7,
-        ErrorCode::ValueNotValid => 8,
-        ErrorCode::RecordNotProvided => 9,
-        ErrorCode::RecordNotFound => 10,
-        ErrorCode::RecordNotActive => 11,
-        ErrorCode::RecordNotValid => 12,
-        _ => return None,
-    })
-}
 
 const MESSAGES: [&str; 12] = [
     "Server error",
@@ -163,7 +143,7 @@ impl Dialect for Coded {
                     .map(|detail| Cow::Borrowed(detail.as_str())),
             )
             .collect();
-        if errors.is_empty() && native_number(error.code()).is_none() {
+        if errors.is_empty() && !error.code().coded_number().is_some_and(CodedNumber::is_own) {
             errors.push(Cow::Borrowed(error.code().as_str()));
         }
         let body = CodedBody {

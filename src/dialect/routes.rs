@@ -3,7 +3,7 @@ use std::{fmt, sync::Arc};
 use http::{HeaderMap, Response};
 
 use super::{Dialect, ErrorFormat};
-use crate::{body::ErrorBody, error::ApiError};
+use crate::{body::ErrorBody, error::ApiError, path_prefix};
 
 type SharedDialect = Arc<dyn Dialect + Send + Sync>;
 
@@ -49,13 +49,8 @@ impl DialectByPath {
     where
         D: Dialect + Send + Sync + 'static,
     {
-        let mut prefix = prefix.into();
-        while prefix.len() > 1 && prefix.ends_with('/') {
-            prefix.pop();
-        }
         let mut prefixes = self.prefixes.to_vec();
-        prefixes.push((prefix, Arc::new(dialect)));
-        prefixes.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        prefixes.push((path_prefix::normalize(prefix.into()), Arc::new(dialect)));
         DialectByPath {
             default: self.default,
             prefixes: prefixes.into(),
@@ -66,14 +61,11 @@ impl DialectByPath {
         let Some(path) = format.path() else {
             return &self.default;
         };
-        self.prefixes
+        let candidates = self
+            .prefixes
             .iter()
-            .find(|(prefix, _)| {
-                path.strip_prefix(prefix.as_str()).is_some_and(|rest| {
-                    rest.is_empty() || rest.starts_with('/') || prefix.ends_with('/')
-                })
-            })
-            .map_or(&self.default, |(_, dialect)| dialect)
+            .map(|(prefix, dialect)| (prefix.as_str(), dialect));
+        path_prefix::longest(candidates, path).unwrap_or(&self.default)
     }
 }
 
@@ -95,5 +87,35 @@ impl fmt::Debug for DialectByPath {
                 &self.prefixes.iter().map(|(p, _)| p).collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dialect::{Bulk, Coded, ProblemDetails};
+
+    #[test]
+    fn the_longest_matching_prefix_wins_whatever_the_order() {
+        let render = |dialect: &DialectByPath, path: &str| {
+            let request = http::Request::get(path).body(()).unwrap();
+            let response =
+                ErrorFormat::for_request(&request).render(dialect, &ApiError::forbidden());
+            response.headers()[http::header::CONTENT_TYPE].clone()
+        };
+        let general_first = DialectByPath::new(Bulk)
+            .prefix("/v1", ProblemDetails::new())
+            .prefix("/v1/customer", Coded::new());
+        let specific_first = DialectByPath::new(Bulk)
+            .prefix("/v1/customer", Coded::new())
+            .prefix("/v1", ProblemDetails::new());
+        for dialect in [general_first, specific_first] {
+            assert_eq!(render(&dialect, "/v1/customer/courses"), "application/json");
+            assert_eq!(
+                render(&dialect, "/v1/customers"),
+                "application/problem+json"
+            );
+            assert_eq!(render(&dialect, "/v2"), "application/json");
+        }
     }
 }

@@ -1,9 +1,7 @@
 use std::{error::Error as StdError, fmt};
 
+pub use crate::error::BoxError;
 use crate::error::{ApiError, ErrorCode};
-
-/// A type-erased error, as tower's middleware produce them.
-pub type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// Turns an error of the inner service into the contract error the client gets.
 ///

@@ -17,7 +17,7 @@ use super::{
     rejection::parse_rejection_with_query,
 };
 use crate::{
-    body::{ErrorBody, ResponseBody},
+    body::{declared_length, ErrorBody, ResponseBody},
     dialect::{Dialect, ErrorFormat, ProblemDetails, RenderedError, Wire},
     error::ApiError,
     grpc,
@@ -283,10 +283,7 @@ fn worth_reading<B: Body>(
     if limit == 0 || format.is_grpc() || format.is_head() || body.is_end_stream() {
         return false;
     }
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+    let declared = declared_length(&parts.headers)
         .unwrap_or(0)
         .max(body.size_hint().lower());
     declared <= limit as u64

@@ -134,13 +134,13 @@ fn contract_body(status: StatusCode, body: &[u8]) -> Option<ApiError> {
         (None, Some(serde_json::Value::Number(number))) if shape.message.is_some() => {
             let code = number
                 .as_u64()
-                .and_then(|number| CODED.get(usize::try_from(number).ok()?.checked_sub(1)?))?;
+                .and_then(|number| ErrorCode::from_coded_number(u8::try_from(number).ok()?))?;
             details = shape
                 .errors
                 .iter()
                 .map(|detail| detail.to_string())
                 .collect();
-            code.clone()
+            code
         }
         _ => return None,
     };
@@ -169,54 +169,8 @@ fn is_code_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-const KNOWN: [ErrorCode; 23] = [
-    ErrorCode::Unauthorized,
-    ErrorCode::Forbidden,
-    ErrorCode::TooManyItems,
-    ErrorCode::ServerError,
-    ErrorCode::NotFound,
-    ErrorCode::MethodNotAllowed,
-    ErrorCode::NotAcceptable,
-    ErrorCode::RequestTimeout,
-    ErrorCode::PayloadTooLarge,
-    ErrorCode::UnsupportedMediaType,
-    ErrorCode::InvalidJson,
-    ErrorCode::ValidationErrors,
-    ErrorCode::TooManyRequests,
-    ErrorCode::ServiceUnavailable,
-    ErrorCode::ObjectNotFound,
-    ErrorCode::ModelNotProvided,
-    ErrorCode::ModelNotValid,
-    ErrorCode::ValueNotProvided,
-    ErrorCode::ValueNotValid,
-    ErrorCode::RecordNotProvided,
-    ErrorCode::RecordNotFound,
-    ErrorCode::RecordNotActive,
-    ErrorCode::RecordNotValid,
-];
-
-/// The coded dialect's numbers 1 to 12, back to contract codes.
-const CODED: [ErrorCode; 12] = [
-    ErrorCode::ServerError,
-    ErrorCode::ServiceUnavailable,
-    ErrorCode::Forbidden,
-    ErrorCode::Unauthorized,
-    ErrorCode::ModelNotProvided,
-    ErrorCode::ModelNotValid,
-    ErrorCode::ValueNotProvided,
-    ErrorCode::ValueNotValid,
-    ErrorCode::RecordNotProvided,
-    ErrorCode::RecordNotFound,
-    ErrorCode::RecordNotActive,
-    ErrorCode::RecordNotValid,
-];
-
 fn code_from_name(name: &str, status: StatusCode) -> ErrorCode {
-    KNOWN
-        .iter()
-        .find(|code| code.as_str() == name)
-        .cloned()
-        .unwrap_or_else(|| ErrorCode::custom(name.to_owned(), status))
+    ErrorCode::from_name(name).unwrap_or_else(|| ErrorCode::custom(name.to_owned(), status))
 }
 
 /// The texts of axum 0.8's extractor rejections (`axum::extract::rejection`).
@@ -506,4 +460,27 @@ fn query_value(query: &str, name: &str) -> Option<String> {
 
 fn is_echoable(value: &str) -> bool {
     value.chars().count() <= MAX_ECHOED_VALUE && !value.chars().any(char::is_control)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_code_is_read_back_by_name_and_number() {
+        for code in ErrorCode::ALL {
+            let body = format!(r#"{{"error":"{code}"}}"#);
+            let error = parse_rejection(code.status(), Some("application/json"), body.as_bytes());
+            assert_eq!(error.code(), code, "{body}");
+            assert!(!matches!(error.code(), ErrorCode::Custom(_)));
+
+            let number = code.coded_number().unwrap();
+            if number.is_own() {
+                let body = format!(r#"{{"code":{},"message":"","errors":[]}}"#, number.number());
+                let error =
+                    parse_rejection(code.status(), Some("application/json"), body.as_bytes());
+                assert_eq!(error.code(), code, "{body}");
+            }
+        }
+    }
 }
