@@ -119,6 +119,7 @@ pub mod catch_panic;
 pub mod dialect;
 pub mod error;
 pub mod grpc;
+pub mod media;
 pub mod normalize;
 
 pub use crate::{

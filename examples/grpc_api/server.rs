@@ -6,7 +6,7 @@ use tonic::transport::Server;
 use tower::ServiceBuilder;
 use tower_api_errors::{
     auth::{AuthLayer, InMemoryKeyStore, KeySet, Principal, RoleTable},
-    batch_limit::{BatchLimitLayer, GrpcItems},
+    batch_limit::{BatchLimitLayer, GrpcItems, GrpcService},
     catch_panic::CatchPanicLayer,
     normalize::NormalizeLayer,
 };
@@ -47,7 +47,11 @@ pub async fn serve(listener: TcpListener) -> Result<(), tonic::transport::Error>
         .layer(CatchPanicLayer::new())
         .layer(NormalizeLayer::new())
         .layer(AuthLayer::new(key_store()).route_policy(roles))
-        .layer(BatchLimitLayer::new().grpc(limit))
+        .layer(
+            BatchLimitLayer::new()
+                .grpc(limit)
+                .grpc_service(GrpcService::new("bulk.Webhooks").expect("a valid service name")),
+        )
         .into_inner();
     Server::builder()
         .layer(stack)

@@ -24,7 +24,7 @@ use tower_service::Service;
 
 use super::Principal;
 use crate::{
-    batch_limit::BulkItems,
+    batch_limit::{BulkItems, GrpcService},
     body::{ErrorBody, RequestBody, ResponseBody},
     dialect::{Bulk, Dialect, ErrorFormat},
     error::{ApiError, ErrorCode},
@@ -262,6 +262,7 @@ struct Settings {
     max_bytes: usize,
     array_field: Option<Arc<str>>,
     methods: Arc<[Method]>,
+    grpc: Arc<[GrpcService]>,
 }
 
 impl Default for AuthorizeItemsLayer {
@@ -280,6 +281,7 @@ impl<P> AuthorizeItemsLayer<P> {
                 max_bytes: DEFAULT_MAX_BODY_BYTES,
                 array_field: None,
                 methods: Arc::new([Method::POST, Method::PUT, Method::PATCH, Method::DELETE]),
+                grpc: Arc::new([]),
             },
         }
     }
@@ -313,6 +315,17 @@ impl<P, D> AuthorizeItemsLayer<P, D> {
     /// the items (default `POST`, `PUT`, `PATCH`, `DELETE`).
     pub fn methods(mut self, methods: impl IntoIterator<Item = Method>) -> Self {
         self.settings.methods = methods.into_iter().collect();
+        self
+    }
+
+    /// Declares a gRPC service: calls to its methods with a `Content-Type` in the gRPC family
+    /// carry protobuf, whose item checks belong to the handler, and pass unchecked. A gRPC
+    /// label on any other route is the client's choice and changes nothing: the body is read
+    /// and checked like any other.
+    pub fn grpc_service(mut self, service: GrpcService) -> Self {
+        let mut all = self.settings.grpc.to_vec();
+        all.push(service);
+        self.settings.grpc = all.into();
         self
     }
 }
@@ -356,6 +369,15 @@ enum ItemsRefusal {
     TooLarge,
     Unreadable,
     InvalidJson,
+}
+
+impl<P, D> ItemsConfig<P, D> {
+    fn speaks_grpc(&self, path: &str) -> bool {
+        self.settings
+            .grpc
+            .iter()
+            .any(|service| service.matches(path))
+    }
 }
 
 impl<P: ItemPolicy, D: Dialect> ItemsConfig<P, D> {
@@ -477,7 +499,8 @@ where
             )
         };
         // gRPC bodies are protobuf: item checks belong to the handler, which has the message.
-        if grpc::is_grpc(&parts.headers) {
+        // Only on routes the service declared gRPC: elsewhere the label is the client's choice.
+        if grpc::is_grpc(&parts.headers) && config.speaks_grpc(parts.uri.path()) {
             return pass(&mut self.inner, parts, body);
         }
         if let Some(items) = parts.extensions.get::<BulkItems>() {

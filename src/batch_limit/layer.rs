@@ -4,7 +4,7 @@ use http::Method;
 use tower_layer::Layer;
 
 use super::{
-    count::{DefaultCounter, GrpcItems, OtherBodies},
+    count::{DefaultCounter, GrpcItems, GrpcService, OtherBodies},
     BatchLimit,
 };
 use crate::dialect::Bulk;
@@ -125,6 +125,11 @@ impl<D> BatchLimitLayer<D, DefaultCounter> {
     /// See [`DefaultCounter::grpc`].
     pub fn grpc(self, items: GrpcItems) -> Self {
         self.map_counter(|counter| counter.grpc(items))
+    }
+
+    /// See [`DefaultCounter::grpc_service`].
+    pub fn grpc_service(self, service: GrpcService) -> Self {
+        self.map_counter(|counter| counter.grpc_service(service))
     }
 
     fn map_counter(mut self, f: impl FnOnce(DefaultCounter) -> DefaultCounter) -> Self {
