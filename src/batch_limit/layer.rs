@@ -54,13 +54,16 @@ impl Default for BatchLimitLayer {
 
 impl<D, C> BatchLimitLayer<D, C> {
     /// At most `max_items` items per request with `method` (replacing its limit, if any).
+    ///
+    /// `HEAD` always has `GET`'s limit (routers answer `HEAD` with the `GET` handler), so a
+    /// limit set for `HEAD` itself has no effect.
     pub fn limit(mut self, method: Method, max_items: usize) -> Self {
         self.limits.retain(|(existing, _)| *existing != method);
         self.limits.push((method, max_items));
         self
     }
 
-    /// Requests with `method` pass untouched.
+    /// Requests with `method` pass untouched (for `GET`, `HEAD` too).
     pub fn no_limit(mut self, method: &Method) -> Self {
         self.limits.retain(|(existing, _)| existing != method);
         self
@@ -175,7 +178,14 @@ pub(crate) struct Shared<D, C> {
 }
 
 impl<D, C> Shared<D, C> {
+    /// The limit for `method`. `HEAD` is held to `GET`'s: routers answer `HEAD` with the `GET`
+    /// handler, so a client must not be able to lift the limit by choosing `HEAD`.
     pub(crate) fn limit(&self, method: &Method) -> Option<usize> {
+        let method = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
         self.limits
             .iter()
             .find(|(limited, _)| limited == method)

@@ -108,7 +108,8 @@
 //!   instead be the value of a field of a top-level object (`{"data": [...]}`).
 //! - The ids in the query parameter `ids` (rename it with [`BatchLimitLayer::query_param`]),
 //!   comma-separated and/or repeated, percent-decoded as a query parser decodes them; they add
-//!   to the body's items. Counted for every limited method; GET requests usually have nothing
+//!   to the body's items. Counted for every limited method (`HEAD` is held to `GET`'s limit,
+//!   since routers answer it with the `GET` handler); GET requests usually have nothing
 //!   else. A request over the limit by its query alone is refused before its body is read.
 //! - A body that is not declared JSON (`application/json` or `application/*+json`) or gRPC is
 //!   still counted as JSON by default, so a mislabelled body cannot slip past the limit; a
