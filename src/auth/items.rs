@@ -385,6 +385,13 @@ impl<P: ItemPolicy, D: Dialect> ItemsConfig<P, D> {
     fn check(&self, principal: &Principal, items: &BulkItems) -> Result<(), ItemsRefusal> {
         for (index, raw) in items.iter().enumerate() {
             if !self.policy.allows(principal, &Item::new(index, raw)) {
+                // The batch layer's counter checks the structure, not the grammar inside items,
+                // and a policy cannot tell "not allowed" from "not readable": a client's typo
+                // must be `invalid_json`, never `forbidden`, in whichever item it is.
+                if !items.iter().all(well_formed) {
+                    tracing::debug!(item = index, "invalid_json: an item is not well-formed");
+                    return Err(ItemsRefusal::InvalidJson);
+                }
                 tracing::debug!(
                     key_id = %principal.key_id(),
                     item = index,
@@ -540,6 +547,11 @@ where
             },
         }
     }
+}
+
+/// Whether `raw` is one well-formed JSON value.
+fn well_formed(raw: &[u8]) -> bool {
+    serde_json::from_slice::<IgnoredAny>(raw).is_ok()
 }
 
 fn declared_length(parts: &request::Parts) -> Option<u64> {
