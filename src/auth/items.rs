@@ -11,7 +11,7 @@ use std::{
 };
 
 use bytes::{Bytes, BytesMut};
-use http::{header, request, HeaderMap, Method, Request, Response, StatusCode};
+use http::{header, request, HeaderMap, Method, Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use serde::{
@@ -22,10 +22,12 @@ use serde_json::value::RawValue;
 use tower_layer::Layer;
 use tower_service::Service;
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 use super::Principal;
 use crate::{
     batch_limit::{BulkItems, GrpcService},
-    body::{ErrorBody, RequestBody, ResponseBody},
+    body::{read_error, ErrorBody, RequestBody, ResponseBody},
     dialect::{Bulk, Dialect, ErrorFormat},
     error::{ApiError, ErrorCode},
     grpc,
@@ -362,12 +364,15 @@ impl<P: fmt::Debug, D: fmt::Debug> fmt::Debug for ItemsConfig<P, D> {
 }
 
 /// Why the item layer refused a request, before it is rendered.
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 enum ItemsRefusal {
-    Forbidden { index: usize },
+    Forbidden {
+        index: usize,
+    },
     NoPrincipal,
     TooLarge,
-    Unreadable,
+    /// The body could not be read: the error, by the crate's one rule ([`read_error`]).
+    Unreadable(ApiError),
     InvalidJson,
 }
 
@@ -415,9 +420,9 @@ impl<P: ItemPolicy, D: Dialect> ItemsConfig<P, D> {
                 ApiError::server_error()
             }
             ItemsRefusal::TooLarge => ApiError::new(ErrorCode::PayloadTooLarge),
-            ItemsRefusal::Unreadable => {
-                tracing::debug!("request body could not be read");
-                ApiError::from_status(StatusCode::BAD_REQUEST)
+            ItemsRefusal::Unreadable(error) => {
+                tracing::debug!(code = %error.code(), "request body could not be read");
+                error
             }
             ItemsRefusal::InvalidJson => ApiError::new(ErrorCode::InvalidJson),
         };
@@ -487,6 +492,7 @@ where
     P: ItemPolicy,
     D: Dialect,
     ReqBody: Body<Data = Bytes>,
+    ReqBody::Error: Into<BoxError>,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
@@ -631,6 +637,7 @@ where
     F: Future<Output = Result<Response<ResBody>, E>>,
     S: Service<Request<RequestBody<B>>, Response = Response<ResBody>, Error = E, Future = F>,
     B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
     P: ItemPolicy,
     D: Dialect,
 {
@@ -654,7 +661,10 @@ where
                     let read = loop {
                         match ready!(body.as_mut().poll_frame(cx)) {
                             None => break Ok(()),
-                            Some(Err(_)) => break Err(ItemsRefusal::Unreadable),
+                            Some(Err(error)) => {
+                                let error = read_error(&*error.into(), max);
+                                break Err(ItemsRefusal::Unreadable(error));
+                            }
                             Some(Ok(frame)) => match frame.into_data() {
                                 Ok(data) if buffer.len + data.len() > max => {
                                     break Err(ItemsRefusal::TooLarge)
