@@ -52,6 +52,8 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt().with_target(false).init();
+    // Caught panics are logged by fingerprint, not printed to stderr by the default hook.
+    tower_api_errors::catch_panic::install_quiet_hook();
     let addr = match address() {
         Ok(addr) => addr,
         Err(message) => {
