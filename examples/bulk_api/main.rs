@@ -14,6 +14,7 @@
 
 mod app;
 mod handlers;
+mod server;
 mod store;
 
 use std::net::SocketAddr;
@@ -61,21 +62,11 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let listener = match tokio::net::TcpListener::bind(addr).await {
-        Ok(listener) => listener,
-        Err(error) => {
-            eprintln!("cannot listen on {addr}: {error}");
-            std::process::exit(1);
-        }
-    };
-    let bound = listener
-        .local_addr()
-        .expect("a bound listener has an address");
-    println!("listening on http://{bound}");
-    println!("{}", app::banner(bound));
-    axum::serve(listener, axum::ServiceExt::into_make_service(app::app()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .expect("the server runs");
+    if let Err(error) =
+        server::run(addr, server::ServerSettings::default(), shutdown_signal()).await
+    {
+        eprintln!("cannot listen on {addr}: {error}");
+        std::process::exit(1);
+    }
     println!("stopped");
 }
