@@ -56,7 +56,11 @@ const GET: &[u8] =
 #[tokio::test]
 async fn a_half_sent_head_is_dropped() {
     let addr = start(short()).await;
-    let mut stream = raw(addr, b"GET /v1/webhooks HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthor").await;
+    let mut stream = raw(
+        addr,
+        b"GET /v1/webhooks HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthor",
+    )
+    .await;
     assert!(
         closed_by_server(&mut stream).await,
         "the server kept a half-sent head"
@@ -64,7 +68,10 @@ async fn a_half_sent_head_is_dropped() {
     // A head sent a byte at a time is dropped too: the timeout is for the whole head.
     let mut slow = raw(addr, b"G").await;
     let trickle = async {
-        for &byte in b"ET /v1/webhooks HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ".iter().cycle() {
+        for &byte in b"ET /v1/webhooks HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+            .iter()
+            .cycle()
+        {
             if slow.write_all(&[byte]).await.is_err() {
                 return;
             }
@@ -89,7 +96,10 @@ async fn an_idle_connection_is_closed() {
     }
     assert_eq!(parse_answer(&bytes).unwrap().status, 200);
     // Kept alive, then nothing: the server closes it.
-    assert!(closed_by_server(&mut stream).await, "an idle connection was kept");
+    assert!(
+        closed_by_server(&mut stream).await,
+        "an idle connection was kept"
+    );
 }
 
 #[tokio::test]
@@ -100,7 +110,9 @@ async fn a_stalled_body_is_a_request_timeout() {
         b"POST /v1/webhooks HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer demo_admin\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n[{\"url\":",
     )
     .await;
-    read_answer(&mut stream).await.assert_error(408, "request_timeout");
+    read_answer(&mut stream)
+        .await
+        .assert_error(408, "request_timeout");
 }
 
 #[tokio::test]
@@ -126,7 +138,10 @@ async fn connections_over_the_limit_wait_for_a_free_slot() {
         parse_answer(&bytes).unwrap().status
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!third.is_finished(), "a third connection was served with two held");
+    assert!(
+        !third.is_finished(),
+        "a third connection was served with two held"
+    );
     drop(first);
     let status = tokio::time::timeout(Duration::from_secs(10), third)
         .await
