@@ -39,6 +39,7 @@ use tower_api_errors::auth::{
     ApiKey, AuthLayer, AuthorizeItemsLayer, CachedKeyStore, KeyDigest, Lookup, Principal,
     StoreError,
 };
+use tower_api_errors::batch_limit::GrpcService;
 
 /// Every spelling of the gRPC family a client may put in `Content-Type`.
 const GRPC_SPELLINGS: [&str; 10] = [
@@ -405,4 +406,43 @@ async fn concurrent_misses_for_one_key_are_one_store_lookup() {
         1,
         "one lookup for twenty misses"
     );
+}
+
+/// The per-item authorization believes a gRPC label only on a service declared with
+/// `grpc_service`: there the protobuf body passes to the handler unchecked; on any other route
+/// the same label changes nothing.
+#[tokio::test]
+async fn the_item_check_passes_grpc_only_on_declared_services() {
+    let handled = Arc::new(AtomicUsize::new(0));
+    let seen = handled.clone();
+    let router = Router::new().fallback(move |body: Bytes| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        async move { body }
+    });
+    let service = ServiceBuilder::new()
+        .map_response(|response: http::Response<_>| response.map(Body::new))
+        .layer(AuthLayer::new(app::key_store()))
+        .map_response(|response: http::Response<_>| response.map(Body::new))
+        .layer(
+            AuthorizeItemsLayer::default().grpc_service(GrpcService::new("bulk.Webhooks").unwrap()),
+        )
+        .service(router);
+    let addr = serve(service).await;
+    let other_account = items(1, "acct_456");
+    for spelling in GRPC_SPELLINGS {
+        let post = |path: &str| {
+            Request::post(format!("http://{addr}{path}"))
+                .header(header::AUTHORIZATION, "Bearer demo_admin")
+                .header(header::CONTENT_TYPE, spelling)
+                .body(Full::new(Bytes::from(other_account.clone())))
+                .unwrap()
+        };
+        let declared = send(&client(), post("/bulk.Webhooks/CreateWebhooks")).await;
+        assert_eq!(declared.status, 200, "{spelling}: {declared:?}");
+        let undeclared = send(&client(), post("/other.Service/CreateWebhooks")).await;
+        assert_grpc_refusal(&undeclared, "7", "forbidden", spelling);
+        let http = send(&client(), post("/v1/webhooks")).await;
+        assert_grpc_refusal(&http, "7", "forbidden", spelling);
+    }
+    assert_eq!(handled.load(Ordering::SeqCst), GRPC_SPELLINGS.len());
 }
