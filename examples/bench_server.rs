@@ -204,6 +204,8 @@ async fn shutdown_signal() {
 }
 
 fn main() {
+    // Caught panics are logged by fingerprint, not printed to stderr by the default hook.
+    tower_api_errors::catch_panic::install_quiet_hook();
     let options = match Options::parse(std::env::args().skip(1)) {
         Ok(options) => options,
         Err(message) => {

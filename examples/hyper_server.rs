@@ -119,6 +119,8 @@ pub(crate) async fn serve(listener: TcpListener) {
 
 #[tokio::main]
 async fn main() {
+    // Caught panics are logged by fingerprint, not printed to stderr by the default hook.
+    tower_api_errors::catch_panic::install_quiet_hook();
     let addr: SocketAddr = std::env::args()
         .skip_while(|arg| arg != "--addr")
         .nth(1)

@@ -9,6 +9,7 @@
 
 use std::{
     convert::Infallible,
+    error::Error,
     fmt,
     pin::Pin,
     task::{Context, Poll},
@@ -18,6 +19,8 @@ use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
+
+use crate::error::{ApiError, ErrorCode};
 
 /// The body of a contract error response: at most one chunk of bytes, never failing.
 #[derive(Clone, Default)]
@@ -290,6 +293,55 @@ fn parse_length(digits: &[u8]) -> Option<u64> {
     })
 }
 
+/// The one rule for a request body that could not be read, shared by every layer that reads
+/// one: `payload_too_large` (413) when an outer length limit stopped it, `request_timeout`
+/// (408) when an outer body timeout did (tower's `Elapsed`, an I/O `TimedOut`, tower-http's
+/// `TimeoutBody`), else `bad_request` (400: the client is most likely gone). The error's whole
+/// `source` chain is searched.
+///
+/// ```
+/// use tower_api_errors::{body::read_error, ErrorCode};
+///
+/// let timeout = std::io::Error::from(std::io::ErrorKind::TimedOut);
+/// assert_eq!(read_error(&timeout, 1024).code(), &ErrorCode::RequestTimeout);
+/// let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+/// assert_eq!(read_error(&reset, 1024).status(), 400);
+/// ```
+pub fn read_error(error: &(dyn Error + 'static), max_body_bytes: usize) -> ApiError {
+    let mut source = Some(error);
+    while let Some(error) = source {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return payload_too_large(max_body_bytes);
+        }
+        if is_timeout(error) {
+            return ApiError::new(ErrorCode::RequestTimeout)
+                .with_detail("request_timeout: the request body did not arrive in time");
+        }
+        source = error.source();
+    }
+    ApiError::from_status(http::StatusCode::BAD_REQUEST)
+        .with_detail("bad_request: the request body could not be read")
+}
+
+/// `payload_too_large` (413), naming the cap.
+pub(crate) fn payload_too_large(max_body_bytes: usize) -> ApiError {
+    ApiError::new(ErrorCode::PayloadTooLarge).with_detail(format!(
+        "payload_too_large: at most {max_body_bytes} bytes per request body"
+    ))
+}
+
+/// The message of tower-http's `TimeoutBody` and `DeadlineBody` error (`timeout::TimeoutError`),
+/// known by its text since the crate does not depend on tower-http.
+const TOWER_HTTP_BODY_TIMEOUT: &str = "data was not received within the designated timeout";
+
+fn is_timeout(error: &(dyn Error + 'static)) -> bool {
+    error.is::<tower::timeout::error::Elapsed>()
+        || error
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|error| error.kind() == std::io::ErrorKind::TimedOut)
+        || error.to_string() == TOWER_HTTP_BODY_TIMEOUT
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,5 +407,47 @@ mod tests {
         }
         assert_eq!(declared(&["5", "5"]), Some(5));
         assert_eq!(declared(&["5", "6"]), None);
+    }
+
+    #[derive(Debug)]
+    struct Message(&'static str);
+
+    impl fmt::Display for Message {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl Error for Message {}
+
+    #[derive(Debug)]
+    struct Wrapped(Box<dyn Error + Send + Sync>);
+
+    impl fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("body error")
+        }
+    }
+
+    impl Error for Wrapped {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            Some(&*self.0)
+        }
+    }
+
+    #[test]
+    fn a_body_timeout_is_a_request_timeout() {
+        let timeouts: [Box<dyn Error + Send + Sync>; 3] = [
+            Box::new(Message(TOWER_HTTP_BODY_TIMEOUT)),
+            Box::new(std::io::Error::from(std::io::ErrorKind::TimedOut)),
+            Box::new(tower::timeout::error::Elapsed::new()),
+        ];
+        for timeout in timeouts {
+            let error = read_error(&Wrapped(timeout), 1024);
+            assert_eq!(error.code(), &ErrorCode::RequestTimeout);
+            assert_eq!(error.status(), 408);
+        }
+        let gone = read_error(&Message("connection reset"), 1024);
+        assert_eq!(gone.code().as_str(), "bad_request");
     }
 }

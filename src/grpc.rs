@@ -1,6 +1,7 @@
 //! gRPC status codes and the trailers-only error response, without depending on tonic.
 //!
-//! A request whose `content-type` starts with `application/grpc` is a gRPC call
+//! A request whose `content-type` is in the gRPC family (`application/grpc`, `+proto`, `-web`,
+//! `-web-text`, …, any case, parameters ignored: [`crate::media`]) is a gRPC call
 //! ([`is_grpc`]). Its errors are answered as a *trailers-only* response: HTTP 200,
 //! `content-type: application/grpc`, `grpc-status` and a percent-encoded `grpc-message`
 //! in the headers, and no body, which every gRPC client reads as the call's final status.
@@ -20,11 +21,13 @@ pub const GRPC_MESSAGE: &str = "grpc-message";
 /// The gRPC spec: percent-encode everything outside printable ASCII, and `%` itself.
 const GRPC_MESSAGE_ESCAPES: &AsciiSet = &CONTROLS.add(b'%');
 
-/// Whether the request headers announce a gRPC call (`content-type: application/grpc…`).
+/// Whether the request headers announce a gRPC call: a `Content-Type` in the gRPC family, in
+/// any case, parameters ignored ([`MediaType`](crate::media::MediaType)).
+///
+/// This decides how an error is *answered*; whether a layer believes the label enough to skip
+/// a check is the layer's decision (see `SECURITY.md`).
 pub fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
+    crate::media::MediaType::of(headers).is_grpc()
 }
 
 /// Whether a response already carries a gRPC status (in its headers: trailers-only).

@@ -12,7 +12,9 @@
 //! [`dialect`]s that write it on the wire (the bulk dialect `{"error": "too_many_items"}` by
 //! default, the numeric [`Coded`](dialect::Coded) dialect, RFC 9457
 //! [`ProblemDetails`](dialect::ProblemDetails)), and one rule for answering gRPC calls
-//! ([`grpc`]): a trailers-only response with the right `grpc-status`, never JSON.
+//! ([`grpc`]): a trailers-only response with the right `grpc-status`, never JSON. Every layer
+//! reads `Content-Type` the same way ([`media`]), so no client-chosen spelling of a media type
+//! switches a check off (see `SECURITY.md`).
 //!
 //! # The contract at a glance
 //!
@@ -118,6 +120,7 @@ pub mod contract;
 pub mod dialect;
 pub mod error;
 pub mod grpc;
+pub mod media;
 pub mod normalize;
 
 mod macros;

@@ -25,7 +25,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{body::Body, server::NamedService, transport::Server, Code, Status};
 use tonic_prost::ProstCodec;
 use tower::Service;
-use tower_api_errors::batch_limit::{BatchLimitLayer, BulkItems, GrpcItems, Packed};
+use tower_api_errors::batch_limit::{BatchLimitLayer, BulkItems, GrpcItems, GrpcService, Packed};
 
 const HANG_GUARD: Duration = Duration::from_secs(5);
 
@@ -145,7 +145,8 @@ async fn start() -> (SocketAddr, Arc<AtomicUsize>) {
                 .unwrap()
                 .packed(Packed::Varint)
                 .limit(10),
-        );
+        )
+        .grpc_service(GrpcService::new("webhooks.v1.Webhooks").unwrap());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let service = Webhooks {
@@ -252,7 +253,7 @@ async fn a_repeated_field_is_counted_from_the_wire_format() {
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(status.message(), "too_many_items");
 
-    // A method that is not configured passes uncounted.
+    // A method of the declared service without items passes uncounted.
     let response = create(
         &mut client,
         "/webhooks.v1.Webhooks/ImportWebhooks",
@@ -266,6 +267,15 @@ async fn a_repeated_field_is_counted_from_the_wire_format() {
         u32::MAX,
         "nothing counted, nothing in the extensions"
     );
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
+
+    // A route the service did not declare gRPC: the label is believed nowhere, the protobuf
+    // body is counted as any other body, and it is not JSON.
+    let status = create(&mut client, "/other.v1.Other/ImportWebhooks", webhooks(50))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(status.message(), "invalid_json");
     assert_eq!(calls.load(Ordering::SeqCst), 5);
 }
 

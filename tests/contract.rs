@@ -26,7 +26,7 @@ use tower_api_errors::{
         AuthLayer, AuthorizeItemsLayer, InMemoryKeyStore, ItemsCheck, KeyExtractor, KeySet,
         Principal, RoleTable, SameAccount,
     },
-    batch_limit::{BatchLimitLayer, DefaultCounter},
+    batch_limit::{BatchLimitLayer, DefaultCounter, GrpcService},
     dialect::{Bulk, Coded, DialectByPath},
     Contract,
 };
@@ -66,7 +66,10 @@ fn contract() -> FullContract {
                 )))
                 .route_policy(RoleTable::read_write()),
         )
-        .batch_limit(BatchLimitLayer::new())
+        // The one gRPC service these servers speak: elsewhere a gRPC label is any body.
+        .batch_limit(
+            BatchLimitLayer::new().grpc_service(GrpcService::new("bulk.Webhooks").unwrap()),
+        )
         .authorize_items(AuthorizeItemsLayer::default())
 }
 

@@ -20,7 +20,7 @@ use std::{
 const LAYERS: &[(&str, &[&str])] = &[
     (
         "foundation (uses nothing of the crate)",
-        &["error", "macros", "path_prefix"],
+        &["error", "macros", "media", "path_prefix"],
     ),
     ("rendering", &["body", "grpc", "dialect", "bulk"]),
     (

@@ -14,6 +14,7 @@
 
 mod app;
 mod handlers;
+mod server;
 mod store;
 
 use std::net::SocketAddr;
@@ -52,6 +53,8 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt().with_target(false).init();
+    // Caught panics are logged by fingerprint, not printed to stderr by the default hook.
+    tower_api_errors::catch_panic::install_quiet_hook();
     let addr = match address() {
         Ok(addr) => addr,
         Err(message) => {
@@ -59,21 +62,11 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let listener = match tokio::net::TcpListener::bind(addr).await {
-        Ok(listener) => listener,
-        Err(error) => {
-            eprintln!("cannot listen on {addr}: {error}");
-            std::process::exit(1);
-        }
-    };
-    let bound = listener
-        .local_addr()
-        .expect("a bound listener has an address");
-    println!("listening on http://{bound}");
-    println!("{}", app::banner(bound));
-    axum::serve(listener, axum::ServiceExt::into_make_service(app::app()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .expect("the server runs");
+    if let Err(error) =
+        server::run(addr, server::ServerSettings::default(), shutdown_signal()).await
+    {
+        eprintln!("cannot listen on {addr}: {error}");
+        std::process::exit(1);
+    }
     println!("stopped");
 }

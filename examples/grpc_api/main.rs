@@ -69,6 +69,8 @@ fn with_key<T>(message: T, key: Option<&str>) -> tonic::Request<T> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Caught panics are logged by fingerprint, not printed to stderr by the default hook.
+    tower_api_errors::catch_panic::install_quiet_hook();
     let args = args();
     if args.command == "serve" {
         let listener = tokio::net::TcpListener::bind(&args.addr).await?;

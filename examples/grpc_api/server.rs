@@ -5,7 +5,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tower_api_errors::{
     auth::{AuthLayer, InMemoryKeyStore, KeySet, Principal, RoleTable},
-    batch_limit::{BatchLimitLayer, GrpcItems},
+    batch_limit::{BatchLimitLayer, GrpcItems, GrpcService},
     Contract,
 };
 
@@ -43,7 +43,11 @@ pub async fn serve(listener: TcpListener) -> Result<(), tonic::transport::Error>
     let limit = GrpcItems::new(CREATE, WEBHOOKS_FIELD).expect("a valid field number");
     let contract = Contract::bulk()
         .auth(AuthLayer::new(key_store()).route_policy(roles))
-        .batch_limit(BatchLimitLayer::new().grpc(limit));
+        .batch_limit(
+            BatchLimitLayer::new()
+                .grpc(limit)
+                .grpc_service(GrpcService::new("bulk.Webhooks").expect("a valid service name")),
+        );
     Server::builder()
         .layer(contract)
         .add_service(Webhooks::default())

@@ -22,11 +22,13 @@ use super::{
 };
 use crate::{
     batch_limit::{
-        BatchLimit, BatchLimitLayer, BulkItems, DefaultCounter, InspectItems, ResponseFuture,
+        BatchLimit, BatchLimitLayer, BulkItems, DefaultCounter, GrpcService, InspectItems,
+        ResponseFuture,
     },
     body::{RequestBody, ResponseBody},
     dialect::{Bulk, Dialect},
     error::{ApiError, ErrorCode},
+    grpc,
 };
 
 /// The methods whose items are checked by default.
@@ -92,6 +94,17 @@ impl<P, D> AuthorizeItemsLayer<P, D> {
         self.check.methods = methods.into_iter().collect();
         self
     }
+
+    /// Declares a gRPC service: calls to its methods with a `Content-Type` in the gRPC family
+    /// carry protobuf, whose item checks belong to the handler, and pass unchecked. A gRPC
+    /// label on any other route is the client's choice and changes nothing: the body is read
+    /// and checked like any other.
+    pub fn grpc_service(mut self, service: GrpcService) -> Self {
+        let mut all = self.check.grpc.to_vec();
+        all.push(service);
+        self.check.grpc = all.into();
+        self
+    }
 }
 
 impl<P, D> AuthorizeItemsLayer<P, D> {
@@ -111,6 +124,10 @@ impl<S, P: ItemPolicy + Clone, D: Clone> Layer<S> for AuthorizeItemsLayer<P, D> 
         if let Some(field) = &self.check.array_field {
             reader = reader.json_field(&**field);
         }
+        // The reader must not take a declared gRPC call's protobuf for JSON either.
+        for service in self.check.grpc.iter() {
+            reader = reader.grpc_service(service.clone());
+        }
         AuthorizeItems {
             reader: reader.inspect(self.check.clone()).layer(inner),
         }
@@ -126,6 +143,7 @@ pub struct ItemsCheck<P> {
     policy: P,
     methods: Arc<[Method]>,
     array_field: Option<Arc<str>>,
+    grpc: Arc<[GrpcService]>,
 }
 
 impl<P> ItemsCheck<P> {
@@ -134,11 +152,25 @@ impl<P> ItemsCheck<P> {
             policy,
             methods: Arc::new(DEFAULT_METHODS),
             array_field: None,
+            grpc: Arc::new([]),
         }
     }
 
-    fn applies_to(&self, method: &Method) -> bool {
-        self.methods.contains(method)
+    /// The gRPC services declared on this check.
+    pub(crate) fn grpc_services(&self) -> &[GrpcService] {
+        &self.grpc
+    }
+
+    /// Whether the request's items are this check's to see: one of its methods, and not a call
+    /// to a declared gRPC service (whose protobuf items belong to the handler). A gRPC label on
+    /// any other route is the client's choice and changes nothing.
+    fn applies_to(&self, head: &request::Parts) -> bool {
+        self.methods.contains(&head.method)
+            && !(grpc::is_grpc(&head.headers)
+                && self
+                    .grpc
+                    .iter()
+                    .any(|service| service.matches(head.uri.path())))
     }
 }
 
@@ -152,6 +184,13 @@ impl<P: ItemPolicy> ItemsCheck<P> {
         };
         for (index, raw) in items.iter().enumerate() {
             if !self.policy.allows(principal, &Item::new(index, raw)) {
+                // The batch layer's counter checks the structure, not the grammar inside items,
+                // and a policy cannot tell "not allowed" from "not readable": a client's typo
+                // must be `invalid_json`, never `forbidden`, in whichever item it is.
+                if !items.iter().all(well_formed) {
+                    tracing::debug!(item = index, "invalid_json: an item is not well-formed");
+                    return Err(ApiError::new(ErrorCode::InvalidJson));
+                }
                 tracing::debug!(
                     key_id = %principal.key_id(),
                     item = index,
@@ -177,7 +216,7 @@ impl<P: ItemPolicy> InspectItems for ItemsCheck<P> {
         body: &Bytes,
         items: &mut Option<BulkItems>,
     ) -> Result<(), ApiError> {
-        if !self.applies_to(&head.method) {
+        if !self.applies_to(head) {
             return Ok(());
         }
         tracing::trace!(
@@ -201,6 +240,11 @@ impl<P: ItemPolicy> InspectItems for ItemsCheck<P> {
             }
         }
     }
+}
+
+/// Whether `raw` is one well-formed JSON value.
+fn well_formed(raw: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(raw).is_ok()
 }
 
 /// The service made by [`AuthorizeItemsLayer`].
@@ -284,7 +328,7 @@ where
             // The batch limit layer above found the items in its pass and buffered the body:
             // check them, nothing to read again.
             let check = &shared.inspect;
-            if check.applies_to(&head.method) && !items.is_protobuf() {
+            if check.applies_to(&head) && !items.is_protobuf() {
                 if let Err(error) = check.check(&head, items) {
                     return ResponseFuture::refused(&head, &shared.dialect, &error);
                 }

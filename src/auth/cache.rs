@@ -6,13 +6,13 @@ use std::{
     future::Future,
     pin::Pin,
     sync::{Arc, Mutex, PoisonError},
-    task::{ready, Context, Poll},
+    task::{ready, Context, Poll, Waker},
     time::{Duration, Instant},
 };
 
 use pin_project_lite::pin_project;
 
-use super::{ApiKey, KeyDigest, KeyStore, Lookup, Principal, StoreError};
+use super::{store::SharedStoreError, ApiKey, KeyDigest, KeyStore, Lookup, Principal, StoreError};
 
 type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
 
@@ -35,8 +35,15 @@ pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(5);
 /// - Store errors are not remembered: the next request asks the store again.
 ///
 /// A key revoked in the store keeps working for at most the TTL; call
-/// [`CachedKeyStore::invalidate_all`] (e.g. on a revocation event) to forget at once.
-/// Concurrent misses for one key each ask the store.
+/// [`CachedKeyStore::invalidate`] or [`CachedKeyStore::invalidate_all`] (e.g. on a revocation
+/// event) to forget at once. An invalidation is never undone by a lookup that was in flight
+/// when it ran: every invalidation moves a generation counter on, and a lookup that started
+/// under an older generation hands its answer to its own request (and those that waited on
+/// it) without remembering it.
+///
+/// Concurrent misses for one key are one store lookup: the first asks the store, the others
+/// wait for its answer (an error included). Should the first request go away before the store
+/// answers, a waiting one asks again.
 ///
 /// Configure before cloning: clones share the remembered entries.
 ///
@@ -62,7 +69,8 @@ pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(5);
 /// # let _ = store;
 /// ```
 pub struct CachedKeyStore<K> {
-    inner: K,
+    // Shared with the lookups that may have to ask again (see `CachedLookup`).
+    inner: Arc<K>,
     config: Config,
     state: Arc<Mutex<State>>,
 }
@@ -80,13 +88,62 @@ struct Config {
 struct State {
     found: Entries<Principal>,
     not_found: Entries<()>,
+    /// Moved on by every invalidation: a lookup that started under an older generation may
+    /// have read what was revoked since, so its answer is not remembered.
+    generation: u64,
+    /// The lookups in the wrapped store now, by key: a miss on one of these keys waits for it.
+    in_flight: HashMap<KeyDigest, Arc<Flight>>,
+}
+
+impl State {
+    fn remembered(&self, digest: &KeyDigest, now: Instant) -> Option<Lookup> {
+        if let Some(principal) = self.found.get(digest, now) {
+            Some(Lookup::Found(principal.clone()))
+        } else {
+            self.not_found.get(digest, now).map(|()| Lookup::NotFound)
+        }
+    }
+
+    fn remember(&mut self, digest: &KeyDigest, lookup: &Lookup, now: Instant, config: &Config) {
+        match lookup {
+            Lookup::Found(principal) => self.found.insert(
+                *digest,
+                principal.clone(),
+                now + config.ttl,
+                now,
+                config.capacity,
+            ),
+            Lookup::NotFound => self.not_found.insert(
+                *digest,
+                (),
+                now + config.negative_ttl,
+                now,
+                config.negative_capacity,
+            ),
+        }
+    }
+
+    /// Forgets `flight` as the key's lookup in flight (unless an invalidation already did).
+    fn land(&mut self, digest: &KeyDigest, flight: &Arc<Flight>) {
+        if self
+            .in_flight
+            .get(digest)
+            .is_some_and(|current| Arc::ptr_eq(current, flight))
+        {
+            self.in_flight.remove(digest);
+        }
+    }
+
+    fn invalidated(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+    }
 }
 
 impl<K> CachedKeyStore<K> {
     /// Caches `inner` with the defaults.
     pub fn new(inner: K) -> Self {
         CachedKeyStore {
-            inner,
+            inner: Arc::new(inner),
             config: Config {
                 ttl: DEFAULT_TTL,
                 negative_ttl: DEFAULT_NEGATIVE_TTL,
@@ -134,16 +191,25 @@ impl<K> CachedKeyStore<K> {
         self
     }
 
-    /// Forgets everything remembered, for this store and its clones.
+    /// Forgets everything remembered, for this store and its clones. A lookup in flight now
+    /// does not remember its answer when it comes, and later misses ask the store afresh.
     pub fn invalidate_all(&self) {
-        *self.lock() = State::default();
+        let mut state = self.lock();
+        state.found = Entries::default();
+        state.not_found = Entries::default();
+        state.in_flight.clear();
+        state.invalidated();
     }
 
-    /// Forgets what was remembered about one key.
+    /// Forgets what was remembered about one key. A lookup in flight now does not remember
+    /// its answer when it comes (for any key: the cost is one more store lookup), and later
+    /// misses ask the store afresh.
     pub fn invalidate(&self, digest: &KeyDigest) {
         let mut state = self.lock();
         state.found.map.remove(digest);
         state.not_found.map.remove(digest);
+        state.in_flight.remove(digest);
+        state.invalidated();
     }
 
     /// The wrapped store.
@@ -151,25 +217,15 @@ impl<K> CachedKeyStore<K> {
         &self.inner
     }
 
-    fn remembered(&self, digest: &KeyDigest) -> Option<Lookup> {
-        let now = (self.config.clock)();
-        let state = self.lock();
-        if let Some(principal) = state.found.get(digest, now) {
-            Some(Lookup::Found(principal.clone()))
-        } else {
-            state.not_found.get(digest, now).map(|()| Lookup::NotFound)
-        }
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-impl<K: Clone> Clone for CachedKeyStore<K> {
+impl<K> Clone for CachedKeyStore<K> {
     fn clone(&self) -> Self {
         CachedKeyStore {
-            inner: self.inner.clone(),
+            inner: Arc::clone(&self.inner),
             config: self.config.clone(),
             state: self.state.clone(),
         }
@@ -187,41 +243,148 @@ impl<K: fmt::Debug> fmt::Debug for CachedKeyStore<K> {
             .field("negative_capacity", &self.config.negative_capacity)
             .field("found", &state.found.map.len())
             .field("not_found", &state.not_found.map.len())
+            .field("in_flight", &state.in_flight.len())
             .finish_non_exhaustive()
     }
 }
 
-impl<K: KeyStore> KeyStore for CachedKeyStore<K> {
+impl<K> KeyStore for CachedKeyStore<K>
+where
+    K: KeyStore + Send + Sync + 'static,
+    K::Future: 'static,
+{
     type Future = CachedLookup<K::Future>;
 
     fn lookup(&self, key: &ApiKey<'_>) -> Self::Future {
-        let state = match self.remembered(key.digest()) {
-            Some(lookup) => LookupState::Cached {
+        let digest = *key.digest();
+        let now = (self.config.clock)();
+        let mut state = self.lock();
+        if let Some(lookup) = state.remembered(&digest, now) {
+            return CachedLookup::new(LookupState::Cached {
                 lookup: Some(lookup),
-            },
-            None => LookupState::Miss {
-                future: self.inner.lookup(key),
-                digest: *key.digest(),
+            });
+        }
+        if let Some(flight) = state.in_flight.get(&digest) {
+            // Another request is asking the store about this key: wait for its answer. Should
+            // that request go away first, look up again (through the cache, so that the next
+            // waiters coalesce behind this one).
+            let flight = Arc::clone(flight);
+            drop(state);
+            let cache = self.clone();
+            let secret = key.expose_secret().to_owned();
+            return CachedLookup::new(LookupState::Waiting {
+                flight,
+                retry: Some(Box::new(move || cache.lookup(&ApiKey::new(&secret)))),
+            });
+        }
+        let flight = Arc::new(Flight::default());
+        state.in_flight.insert(digest, Arc::clone(&flight));
+        let generation = state.generation;
+        drop(state);
+        CachedLookup::new(LookupState::Asking {
+            future: self.inner.lookup(key),
+            guard: FlightGuard {
+                flight,
+                digest,
+                generation,
                 config: self.config.clone(),
-                state: self.state.clone(),
+                state: Arc::clone(&self.state),
+                finished: false,
             },
-        };
-        CachedLookup { state }
+        })
     }
 
     fn lookup_now(&self, key: &ApiKey<'_>) -> Option<Result<Lookup, StoreError>> {
         // A remembered answer, else whatever the wrapped store has at hand (not remembered:
         // it is as quick to ask it again).
-        match self.remembered(key.digest()) {
+        let remembered = self.lock().remembered(key.digest(), (self.config.clock)());
+        match remembered {
             Some(lookup) => Some(Ok(lookup)),
             None => self.inner.lookup_now(key),
         }
     }
 }
 
+/// One lookup in the wrapped store, awaited by the request that started it and by every
+/// request that missed on the same key meanwhile.
+#[derive(Default)]
+struct Flight {
+    slot: Mutex<Slot>,
+}
+
+#[derive(Default)]
+struct Slot {
+    outcome: Option<Outcome>,
+    wakers: Vec<Waker>,
+}
+
+#[derive(Clone)]
+enum Outcome {
+    Answered(Result<Lookup, SharedStoreError>),
+    /// The request that asked went away before the store answered.
+    Abandoned,
+}
+
+impl Flight {
+    fn finish(&self, outcome: Outcome) {
+        let wakers = {
+            let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+            slot.outcome = Some(outcome);
+            std::mem::take(&mut slot.wakers)
+        };
+        wakers.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// Held by the request that asks the store: remembers the answer (unless an invalidation
+/// happened since the lookup started), hands it to the waiting requests, and tells them when
+/// the lookup is dropped unanswered.
+struct FlightGuard {
+    flight: Arc<Flight>,
+    digest: KeyDigest,
+    generation: u64,
+    config: Config,
+    state: Arc<Mutex<State>>,
+    finished: bool,
+}
+
+impl FlightGuard {
+    fn answer(&mut self, result: Result<Lookup, StoreError>) -> Result<Lookup, StoreError> {
+        let result = result.map_err(StoreError::share);
+        {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.land(&self.digest, &self.flight);
+            // An invalidation since the lookup started may have revoked what it read: the
+            // answer goes to the requests that were already waiting, never into the cache.
+            if let (Ok(lookup), true) = (&result, state.generation == self.generation) {
+                let now = (self.config.clock)();
+                state.remember(&self.digest, lookup, now, &self.config);
+            }
+        }
+        self.finished = true;
+        self.flight.finish(Outcome::Answered(result.clone()));
+        result.map_err(|shared| shared.get())
+    }
+}
+
+impl Drop for FlightGuard {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .land(&self.digest, &self.flight);
+            self.flight.finish(Outcome::Abandoned);
+        }
+    }
+}
+
+type Retry<F> = Box<dyn FnOnce() -> CachedLookup<F> + Send>;
+
 pin_project! {
-    /// The future of a [`CachedKeyStore`] lookup: a remembered answer, or the wrapped store's
-    /// lookup, remembered when it resolves.
+    /// The future of a [`CachedKeyStore`] lookup: a remembered answer, the wrapped store's
+    /// lookup (remembered when it resolves), or the answer of that lookup started by another
+    /// request for the same key.
     pub struct CachedLookup<F> {
         #[pin]
         state: LookupState<F>,
@@ -232,13 +395,24 @@ pin_project! {
     #[project = LookupStateProj]
     enum LookupState<F> {
         Cached { lookup: Option<Lookup> },
-        Miss {
+        Asking {
             #[pin]
             future: F,
-            digest: KeyDigest,
-            config: Config,
-            state: Arc<Mutex<State>>,
+            guard: FlightGuard,
         },
+        Waiting {
+            flight: Arc<Flight>,
+            retry: Option<Retry<F>>,
+        },
+        Retrying {
+            lookup: Pin<Box<CachedLookup<F>>>,
+        },
+    }
+}
+
+impl<F> CachedLookup<F> {
+    fn new(state: LookupState<F>) -> Self {
+        CachedLookup { state }
     }
 }
 
@@ -255,38 +429,44 @@ where
     type Output = Result<Lookup, StoreError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            LookupStateProj::Cached { lookup } => Poll::Ready(Ok(lookup
-                .take()
-                .expect("CachedLookup polled after completion"))),
-            LookupStateProj::Miss {
-                future,
-                digest,
-                config,
-                state,
-            } => {
-                let result = ready!(future.poll(cx));
-                if let Ok(lookup) = &result {
-                    let now = (config.clock)();
-                    let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
-                    match lookup {
-                        Lookup::Found(principal) => state.found.insert(
-                            *digest,
-                            principal.clone(),
-                            now + config.ttl,
-                            now,
-                            config.capacity,
-                        ),
-                        Lookup::NotFound => state.not_found.insert(
-                            *digest,
-                            (),
-                            now + config.negative_ttl,
-                            now,
-                            config.negative_capacity,
-                        ),
+        let mut state = self.project().state;
+        loop {
+            match state.as_mut().project() {
+                LookupStateProj::Cached { lookup } => {
+                    return Poll::Ready(Ok(lookup
+                        .take()
+                        .expect("CachedLookup polled after completion")))
+                }
+                LookupStateProj::Asking { future, guard } => {
+                    let result = ready!(future.poll(cx));
+                    return Poll::Ready(guard.answer(result));
+                }
+                LookupStateProj::Waiting { flight, retry } => {
+                    let outcome = {
+                        let mut slot = flight.slot.lock().unwrap_or_else(PoisonError::into_inner);
+                        match &slot.outcome {
+                            Some(outcome) => outcome.clone(),
+                            None => {
+                                if !slot.wakers.iter().any(|waker| waker.will_wake(cx.waker())) {
+                                    slot.wakers.push(cx.waker().clone());
+                                }
+                                return Poll::Pending;
+                            }
+                        }
+                    };
+                    match outcome {
+                        Outcome::Answered(result) => {
+                            return Poll::Ready(result.map_err(|shared| shared.get()))
+                        }
+                        Outcome::Abandoned => {
+                            let retry = retry.take().expect("CachedLookup polled after completion");
+                            state.set(LookupState::Retrying {
+                                lookup: Box::pin(retry()),
+                            });
+                        }
                     }
                 }
-                Poll::Ready(result)
+                LookupStateProj::Retrying { lookup } => return lookup.as_mut().poll(cx),
             }
         }
     }
@@ -353,5 +533,78 @@ impl<V> Entries<V> {
             self.map.remove(&digest);
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A store that counts its lookups and answers each only once `open` is set.
+    fn gated(calls: Arc<AtomicUsize>, open: Arc<Mutex<bool>>) -> impl KeyStore + Send + Sync {
+        move |_: &ApiKey<'_>| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let open = Arc::clone(&open);
+            std::future::poll_fn(move |cx| {
+                if *open.lock().unwrap() {
+                    Poll::Ready(Err(StoreError::unavailable("down for maintenance")))
+                } else {
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_waiter_asks_again_when_the_first_request_goes_away() {
+        let (calls, open) = (Arc::default(), Arc::default());
+        let cache = CachedKeyStore::new(gated(Arc::clone(&calls), Arc::clone(&open)));
+        let key = ApiKey::new("demo_admin");
+        let mut first = Box::pin(cache.lookup(&key));
+        assert!(futures_poll(&mut first).is_pending());
+        let second = cache.lookup(&key);
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "the second waits for the first"
+        );
+        drop(first);
+        *open.lock().unwrap() = true;
+        let error = second.await.unwrap_err();
+        assert!(error.is_unavailable());
+        assert_eq!(
+            error.to_string(),
+            "key store unavailable: down for maintenance"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "the second asked itself");
+    }
+
+    #[tokio::test]
+    async fn waiters_share_the_store_error() {
+        let (calls, open) = (Arc::default(), Arc::default());
+        let cache = CachedKeyStore::new(gated(Arc::clone(&calls), Arc::clone(&open)));
+        let key = ApiKey::new("demo_admin");
+        let lookups: Vec<_> = (0..5).map(|_| cache.lookup(&key)).collect();
+        *open.lock().unwrap() = true;
+        for lookup in lookups {
+            let error = lookup.await.unwrap_err();
+            assert!(error.is_unavailable());
+            assert_eq!(
+                error.to_string(),
+                "key store unavailable: down for maintenance"
+            );
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // Errors are not remembered.
+        let _ = cache.lookup(&key).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    fn futures_poll<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
+        let waker = Waker::noop();
+        Pin::new(future).poll(&mut Context::from_waker(waker))
     }
 }

@@ -168,12 +168,17 @@
 //!   that is not JSON is `invalid_json` (400), whatever its `Content-Type`: items that cannot be
 //!   seen cannot be authorized. An empty body has no items and passes. The read is bounded in
 //!   bytes, not in time: put a timeout (e.g. `tower_http::timeout`) outside the stack for
-//!   clients that send slowly.
+//!   clients that send slowly; a body stopped by it is `request_timeout` (408), by the same
+//!   rule as the batch layer's ([`crate::body::read_error`]).
 //!
 //! If any item is refused, the answer is `forbidden` for the whole request (the seed's "Not
 //! authorized": nothing is applied), with `item <index> is not allowed` as a detail for dialects
-//! that show details. gRPC requests pass this layer untouched: their items are protobuf, and
-//! are best checked by the handler on the decoded message.
+//! that show details — unless an item of the body is not well-formed JSON (the batch layer's
+//! counter checks the structure, not the grammar inside items): that is the client's typo,
+//! answered `invalid_json` (400), never `forbidden`. Calls to a gRPC service declared with
+//! [`AuthorizeItemsLayer::grpc_service`] pass this layer untouched: their items are protobuf,
+//! and are best checked by the handler on the decoded message. A gRPC `Content-Type` on any
+//! other route changes nothing: the body is read and checked like any other.
 //!
 //! # Key stores
 //!

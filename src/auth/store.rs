@@ -110,6 +110,50 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         self.unavailable
     }
+
+    /// This error in a form that can be handed to every request that waited on one lookup.
+    pub(crate) fn share(self) -> SharedStoreError {
+        SharedStoreError {
+            unavailable: self.unavailable,
+            source: self.source.map(Arc::from),
+        }
+    }
+}
+
+/// A [`StoreError`] that several requests receive (see [`CachedKeyStore`](super::CachedKeyStore)'s
+/// coalesced misses): each gets a [`StoreError`] of the same kind and source.
+#[derive(Clone, Debug)]
+pub(crate) struct SharedStoreError {
+    unavailable: bool,
+    source: Option<Arc<dyn StdError + Send + Sync>>,
+}
+
+impl SharedStoreError {
+    pub(crate) fn get(&self) -> StoreError {
+        StoreError {
+            unavailable: self.unavailable,
+            source: self
+                .source
+                .clone()
+                .map(|source| Box::new(SharedSource(source)) as Box<dyn StdError + Send + Sync>),
+        }
+    }
+}
+
+/// A shared source, shown as itself.
+#[derive(Debug)]
+struct SharedSource(Arc<dyn StdError + Send + Sync>);
+
+impl fmt::Display for SharedSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl StdError for SharedSource {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.0.source()
+    }
 }
 
 impl fmt::Debug for StoreError {

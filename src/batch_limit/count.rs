@@ -3,7 +3,7 @@
 use std::{fmt, sync::Arc};
 
 use bytes::Bytes;
-use http::{header, request, HeaderMap, Method};
+use http::{request, Method};
 
 use super::{
     json::{CountError, CountErrorKind, ItemCounter},
@@ -11,7 +11,10 @@ use super::{
     wire::{FieldScanner, GrpcMessages, Packed, WireError, WireErrorKind},
     BulkItems, ConfigError,
 };
-use crate::error::{ApiError, ErrorCode};
+use crate::{
+    error::{ApiError, ErrorCode},
+    media::{GrpcFlavor, MediaType},
+};
 
 /// What a counter decides from the request head, before any byte of the body is read.
 #[derive(Debug)]
@@ -133,7 +136,8 @@ pub fn too_many_items(method: &Method, limit: usize) -> ApiError {
     ))
 }
 
-/// What to do with a body whose `Content-Type` is neither JSON nor gRPC.
+/// What to do with a body whose `Content-Type` is not JSON (nor gRPC on a route declared gRPC):
+/// a gRPC label on a route that does not speak gRPC is one of these bodies.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum OtherBodies {
@@ -213,6 +217,53 @@ impl GrpcItems {
     }
 }
 
+/// A gRPC service whose methods all speak gRPC, declared by its full name
+/// (`package.Service`).
+///
+/// A `Content-Type` in the gRPC family is the client's choice; the layers believe it only on
+/// the routes a service declared gRPC, with [`GrpcItems`] (one method, counted) or with this
+/// (every method of the service). Elsewhere a gRPC-labelled body is counted, checked and
+/// limited like any other body.
+///
+/// ```
+/// use tower_api_errors::batch_limit::GrpcService;
+///
+/// let webhooks = GrpcService::new("webhooks.v1.Webhooks").unwrap();
+/// assert!(webhooks.matches("/webhooks.v1.Webhooks/GetWebhooks"));
+/// assert!(!webhooks.matches("/v1/webhooks"));
+/// assert!(GrpcService::new("/webhooks.v1.Webhooks/GetWebhooks").is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrpcService {
+    /// `/package.Service/`.
+    prefix: Arc<str>,
+}
+
+impl GrpcService {
+    /// The service `name` (`package.Service`, no slashes).
+    ///
+    /// # Errors
+    ///
+    /// If `name` is empty or holds a `/` or whitespace.
+    pub fn new(name: impl AsRef<str>) -> Result<Self, ConfigError> {
+        let name = name.as_ref();
+        if name.is_empty() || name.contains('/') || name.contains(char::is_whitespace) {
+            return Err(ConfigError::new(format!(
+                "{name:?} is not a gRPC service name (package.Service)"
+            )));
+        }
+        Ok(GrpcService {
+            prefix: format!("/{name}/").into(),
+        })
+    }
+
+    /// Whether `path` is one of the service's methods.
+    pub fn matches(&self, path: &str) -> bool {
+        path.strip_prefix(&*self.prefix)
+            .is_some_and(|method| !method.is_empty() && !method.contains('/'))
+    }
+}
+
 /// The counter the layer uses unless told otherwise.
 ///
 /// - **JSON bodies**: the elements of a top-level array, or one item for any other value
@@ -222,8 +273,10 @@ impl GrpcItems {
 /// - **Query ids**: the ids in the query parameter `ids` (comma-separated and/or repeated,
 ///   percent-decoded as a handler's query parser decodes them), added to the body's items, for
 ///   every method with a limit; [`DefaultCounter::query_param`] renames or removes it.
-/// - **gRPC**: the requests to the methods named with [`DefaultCounter::grpc`]; calls to other
-///   methods pass uncounted.
+/// - **gRPC**: the requests to the methods named with [`DefaultCounter::grpc`] are counted on
+///   the wire; calls to the other methods of a service declared with
+///   [`DefaultCounter::grpc_service`] pass uncounted. A gRPC label anywhere else is a body like
+///   any other (see [`OtherBodies`]).
 ///
 /// What a counted body held goes into the request extensions as [`BulkItems`].
 #[derive(Clone, Debug)]
@@ -233,6 +286,7 @@ pub struct DefaultCounter {
     strict: bool,
     other: OtherBodies,
     grpc: Arc<[GrpcItems]>,
+    services: Arc<[GrpcService]>,
 }
 
 impl Default for DefaultCounter {
@@ -243,6 +297,7 @@ impl Default for DefaultCounter {
             strict: false,
             other: OtherBodies::Count,
             grpc: Arc::new([]),
+            services: Arc::new([]),
         }
     }
 }
@@ -298,6 +353,23 @@ impl DefaultCounter {
         self.grpc = all.into();
         self
     }
+
+    /// Declares that every method of a gRPC service speaks gRPC: calls to its methods that
+    /// have no [`GrpcItems`] pass uncounted (their messages hold no bulk items), instead of
+    /// being counted as any other body.
+    #[must_use]
+    pub fn grpc_service(mut self, service: GrpcService) -> Self {
+        let mut all = self.services.to_vec();
+        all.push(service);
+        self.services = all.into();
+        self
+    }
+
+    /// Whether the service declared that the route at `path` speaks gRPC.
+    fn speaks_grpc(&self, path: &str) -> bool {
+        self.grpc.iter().any(|items| *items.path == *path)
+            || self.services.iter().any(|service| service.matches(path))
+    }
 }
 
 /// The state of one request's count by [`DefaultCounter`].
@@ -325,42 +397,6 @@ impl fmt::Debug for DefaultCount {
     }
 }
 
-enum Media {
-    Json,
-    Grpc,
-    GrpcWebText,
-    Other,
-}
-
-fn media(headers: &HeaderMap) -> Media {
-    let Some(value) = headers.get(header::CONTENT_TYPE) else {
-        return Media::Json;
-    };
-    let value = value.as_bytes();
-    if value.starts_with(b"application/grpc-web-text") {
-        return Media::GrpcWebText;
-    }
-    if value.starts_with(b"application/grpc") {
-        return Media::Grpc;
-    }
-    let essence = value.split(|&b| b == b';').next().unwrap_or_default();
-    let essence = essence.trim_ascii();
-    let Some(subtype) = essence
-        .get(..12)
-        .filter(|prefix| prefix.eq_ignore_ascii_case(b"application/"))
-        .map(|_| &essence[12..])
-    else {
-        return Media::Other;
-    };
-    let json = subtype.eq_ignore_ascii_case(b"json")
-        || subtype.len() > 5 && subtype[subtype.len() - 5..].eq_ignore_ascii_case(b"+json");
-    if json {
-        Media::Json
-    } else {
-        Media::Other
-    }
-}
-
 impl CountItems for DefaultCounter {
     type Count = DefaultCount;
 
@@ -370,16 +406,21 @@ impl CountItems for DefaultCounter {
         max_items: usize,
         max_bytes: usize,
     ) -> Start<DefaultCount> {
-        match media(&head.headers) {
-            Media::Grpc | Media::GrpcWebText => {
+        let media = MediaType::of(&head.headers);
+        // A gRPC label is believed only on a route the service declared gRPC: anywhere else it
+        // is a body like any other, so a client cannot switch the count off by choosing it.
+        let declared = media.is_grpc() && self.speaks_grpc(head.uri.path());
+        match media {
+            MediaType::Grpc(flavor) if declared => {
                 let Some(items) = self
                     .grpc
                     .iter()
                     .find(|items| *items.path == *head.uri.path())
                 else {
+                    // A declared service's method without items: the handler has the message.
                     return Start::Pass;
                 };
-                if matches!(media(&head.headers), Media::GrpcWebText) {
+                if flavor == GrpcFlavor::WebText {
                     return Start::Refuse(
                         ApiError::new(ErrorCode::UnsupportedMediaType).with_detail(
                             "unsupported_media_type: grpc-web-text bodies are not counted",
@@ -395,14 +436,14 @@ impl CountItems for DefaultCounter {
                     limit,
                 });
             }
-            Media::Other => match self.other {
+            MediaType::Json | MediaType::Missing => {}
+            _ => match self.other {
                 OtherBodies::Count => {}
                 OtherBodies::Pass => return Start::Pass,
                 OtherBodies::Refuse => {
                     return Start::Refuse(ApiError::new(ErrorCode::UnsupportedMediaType))
                 }
             },
-            Media::Json => {}
         }
         let in_query = match (&self.query, head.uri.query()) {
             (Some(name), Some(query)) => query::count_ids(query, name),

@@ -16,9 +16,9 @@ use tower_service::Service;
 
 use super::{count::CountItems, inspect::InspectItems, layer::Shared, service::payload_too_large};
 use crate::{
-    body::{ErrorBody, RequestBody, ResponseBody},
+    body::{read_error, ErrorBody, RequestBody, ResponseBody},
     dialect::{Dialect, ErrorFormat},
-    error::{ApiError, ErrorCode},
+    error::ApiError,
 };
 
 pin_project! {
@@ -149,37 +149,6 @@ fn refuse<D: Dialect>(head: &request::Parts, dialect: &D, error: &ApiError) -> R
     ErrorFormat::for_parts(head).render(dialect, error)
 }
 
-/// The error for a body that could not be read: `payload_too_large` when an outer layer's
-/// length limit stopped it, `request_timeout` when an outer body timeout did, else
-/// `bad_request` (the client is most likely gone).
-fn body_error(error: Box<dyn Error + Send + Sync>, max_body_bytes: usize) -> ApiError {
-    let mut source: Option<&(dyn Error + 'static)> = Some(&*error);
-    while let Some(error) = source {
-        if error.is::<http_body_util::LengthLimitError>() {
-            return payload_too_large(max_body_bytes);
-        }
-        if is_timeout(error) {
-            return ApiError::new(ErrorCode::RequestTimeout)
-                .with_detail("request_timeout: the request body did not arrive in time");
-        }
-        source = error.source();
-    }
-    ApiError::from_status(http::StatusCode::BAD_REQUEST)
-        .with_detail("bad_request: the request body could not be read")
-}
-
-/// The message of tower-http's `TimeoutBody` and `DeadlineBody` error (`timeout::TimeoutError`),
-/// known by its text since the crate does not depend on tower-http.
-const TOWER_HTTP_BODY_TIMEOUT: &str = "data was not received within the designated timeout";
-
-fn is_timeout(error: &(dyn Error + 'static)) -> bool {
-    error.is::<tower::timeout::error::Elapsed>()
-        || error
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|error| error.kind() == std::io::ErrorKind::TimedOut)
-        || error.to_string() == TOWER_HTTP_BODY_TIMEOUT
-}
-
 impl<S, B, D, C, I, ResBody> Future for ResponseFuture<S, B, D, C, I>
 where
     S: Service<Request<RequestBody<B>>, Response = Response<ResBody>>,
@@ -241,7 +210,7 @@ where
                                 }
                             },
                             Some(Err(error)) => {
-                                break Err(body_error(error.into(), shared.max_body_bytes))
+                                break Err(read_error(&*error.into(), shared.max_body_bytes))
                             }
                             None => break Ok(()),
                         }
@@ -299,54 +268,5 @@ where
         f.debug_struct("ResponseFuture")
             .field("state", &state)
             .finish_non_exhaustive()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::fmt;
-
-    use super::*;
-
-    #[derive(Debug)]
-    struct Message(&'static str);
-
-    impl fmt::Display for Message {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str(self.0)
-        }
-    }
-
-    impl Error for Message {}
-
-    #[derive(Debug)]
-    struct Wrapped(Box<dyn Error + Send + Sync>);
-
-    impl fmt::Display for Wrapped {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("body error")
-        }
-    }
-
-    impl Error for Wrapped {
-        fn source(&self) -> Option<&(dyn Error + 'static)> {
-            Some(&*self.0)
-        }
-    }
-
-    #[test]
-    fn a_body_timeout_is_a_request_timeout() {
-        let timeouts: [Box<dyn Error + Send + Sync>; 3] = [
-            Box::new(Message(TOWER_HTTP_BODY_TIMEOUT)),
-            Box::new(std::io::Error::from(std::io::ErrorKind::TimedOut)),
-            Box::new(tower::timeout::error::Elapsed::new()),
-        ];
-        for timeout in timeouts {
-            let error = body_error(Box::new(Wrapped(timeout)), 1024);
-            assert_eq!(error.code(), &ErrorCode::RequestTimeout);
-            assert_eq!(error.status(), 408);
-        }
-        let gone = body_error(Box::new(Message("connection reset")), 1024);
-        assert_eq!(gone.code().as_str(), "bad_request");
     }
 }

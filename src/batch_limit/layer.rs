@@ -4,7 +4,7 @@ use http::Method;
 use tower_layer::Layer;
 
 use super::{
-    count::{DefaultCounter, GrpcItems, OtherBodies},
+    count::{DefaultCounter, GrpcItems, GrpcService, OtherBodies},
     inspect::InspectItems,
     BatchLimit,
 };
@@ -66,13 +66,16 @@ impl Default for BatchLimitLayer {
 
 impl<D, C, I> BatchLimitLayer<D, C, I> {
     /// At most `max_items` items per request with `method` (replacing its limit, if any).
+    ///
+    /// `HEAD` always has `GET`'s limit (routers answer `HEAD` with the `GET` handler), so a
+    /// limit set for `HEAD` itself has no effect.
     pub fn limit(mut self, method: Method, max_items: usize) -> Self {
         self.limits.retain(|(existing, _)| *existing != method);
         self.limits.push((method, max_items));
         self
     }
 
-    /// Requests with `method` pass untouched.
+    /// Requests with `method` pass untouched (for `GET`, `HEAD` too).
     pub fn no_limit(mut self, method: &Method) -> Self {
         self.limits.retain(|(existing, _)| existing != method);
         self
@@ -164,6 +167,11 @@ impl<D, I> BatchLimitLayer<D, DefaultCounter, I> {
         self.map_counter(|counter| counter.grpc(items))
     }
 
+    /// See [`DefaultCounter::grpc_service`].
+    pub fn grpc_service(self, service: GrpcService) -> Self {
+        self.map_counter(|counter| counter.grpc_service(service))
+    }
+
     fn map_counter(mut self, f: impl FnOnce(DefaultCounter) -> DefaultCounter) -> Self {
         self.counter = f(self.counter);
         self
@@ -210,7 +218,14 @@ pub(crate) struct Shared<D, C, I = ()> {
 }
 
 impl<D, C, I> Shared<D, C, I> {
+    /// The limit for `method`. `HEAD` is held to `GET`'s: routers answer `HEAD` with the `GET`
+    /// handler, so a client must not be able to lift the limit by choosing `HEAD`.
     pub(crate) fn limit(&self, method: &Method) -> Option<usize> {
+        let method = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
         self.limits
             .iter()
             .find(|(limited, _)| limited == method)

@@ -108,7 +108,8 @@
 //!   instead be the value of a field of a top-level object (`{"data": [...]}`).
 //! - The ids in the query parameter `ids` (rename it with [`BatchLimitLayer::query_param`]),
 //!   comma-separated and/or repeated, percent-decoded as a query parser decodes them; they add
-//!   to the body's items. Counted for every limited method; GET requests usually have nothing
+//!   to the body's items. Counted for every limited method (`HEAD` is held to `GET`'s limit,
+//!   since routers answer it with the `GET` handler); GET requests usually have nothing
 //!   else. A request over the limit by its query alone is refused before its body is read.
 //! - A body that is not declared JSON (`application/json` or `application/*+json`) or gRPC is
 //!   still counted as JSON by default, so a mislabelled body cannot slip past the limit; a
@@ -116,6 +117,12 @@
 //!   (for stacks whose handlers refuse them anyway, like axum's `Json`, or routes that take
 //!   uploads) or be refused with `unsupported_media_type` (415).
 //! - An empty body is no body: nothing is read, nothing is counted.
+//! - A `Content-Type` in the gRPC family (any spelling: `application/grpc`, `+proto`, `+json`,
+//!   `-web`, `-web-text`, any case, with parameters; see [`crate::media`]) is believed only on
+//!   a route the service declared gRPC, with [`BatchLimitLayer::grpc`] (one method, counted on
+//!   the wire) or [`BatchLimitLayer::grpc_service`] (every method of a service; those without
+//!   items pass uncounted). Anywhere else the label is the client's choice, and the body is
+//!   counted, capped and limited like any other body ([`OtherBodies`]).
 //!
 //! Anything else can be plugged in: a [`CountItems`] implementation, or a closure given the
 //! whole body (see [`CountItems`]).
@@ -127,7 +134,7 @@
 //! exact bytes (and trailers) the client sent. A counted body's [`BulkItems`] goes into the
 //! request extensions: the bytes and each item's span, so the per-item authorization and the
 //! handler need not parse to find the items. Requests the layer does not read (methods
-//! without a limit, empty bodies, passed media types, gRPC methods not configured) go on with
+//! without a limit, empty bodies, passed media types, declared gRPC methods without items) go on with
 //! their body streaming, untouched.
 //!
 //! # Errors
@@ -195,7 +202,8 @@ use std::{borrow::Cow, fmt, ops::Range};
 
 pub use self::{
     count::{
-        too_many_items, CountItems, DefaultCount, DefaultCounter, GrpcItems, OtherBodies, Start,
+        too_many_items, CountItems, DefaultCount, DefaultCounter, GrpcItems, GrpcService,
+        OtherBodies, Start,
     },
     future::ResponseFuture,
     inspect::InspectItems,

@@ -19,7 +19,6 @@ use super::{
 use crate::{
     body::{declared_length, RequestBody, ResponseBody},
     dialect::{Bulk, Dialect},
-    error::{ApiError, ErrorCode},
 };
 
 /// Refuses bulk requests with more items than allowed, counting them as the body arrives.
@@ -151,8 +150,4 @@ where
     }
 }
 
-pub(crate) fn payload_too_large(max_body_bytes: usize) -> ApiError {
-    ApiError::new(ErrorCode::PayloadTooLarge).with_detail(format!(
-        "payload_too_large: at most {max_body_bytes} bytes per request body"
-    ))
-}
+pub(crate) use crate::body::payload_too_large;

@@ -1,7 +1,7 @@
+use crate::catch_panic::hook::catching;
 use std::{
     error::Error,
     fmt,
-    panic::{catch_unwind, AssertUnwindSafe},
     pin::Pin,
     task::{Context, Poll},
 };
@@ -93,12 +93,10 @@ where
         let this = self.project();
         let mut kind = this.kind;
         let payload = match kind.as_mut().project() {
-            KindProj::Inner { body } => {
-                match catch_unwind(AssertUnwindSafe(|| body.poll_frame(cx))) {
-                    Ok(polled) => return polled.map_err(Into::into),
-                    Err(payload) => payload,
-                }
-            }
+            KindProj::Inner { body } => match catching(|| body.poll_frame(cx)) {
+                Ok(polled) => return polled.map_err(Into::into),
+                Err(payload) => payload,
+            },
             KindProj::Error { body } => {
                 return Pin::new(body)
                     .poll_frame(cx)

@@ -1,7 +1,7 @@
+use crate::catch_panic::hook::catching;
 use std::{
     fmt,
     future::Future,
-    panic::{catch_unwind, AssertUnwindSafe},
     pin::Pin,
     task::{Context, Poll},
 };
@@ -88,7 +88,7 @@ where
                 // The output lands in this frame rather than going through `catch_unwind`'s
                 // return value, which would copy the response once more on every request.
                 let mut polled = Poll::Pending;
-                let caught = catch_unwind(AssertUnwindSafe(|| polled = future.poll(cx)));
+                let caught = catching(|| polled = future.poll(cx));
                 match caught.map(|()| polled) {
                     Ok(Poll::Pending) => return Poll::Pending,
                     Ok(Poll::Ready(output)) => {

@@ -26,10 +26,16 @@
 //! its SHA-256, e.g. `panic=<41 bytes, sha256:3f2a9c1e>` — never the message in clear: the
 //! contract promises that no panic payload reaches a response or a log line, since messages
 //! often carry the data being processed (a key, a customer's record). The fingerprint lets an
-//! operator match the line with the message where it is allowed to go: Rust's panic hook still
-//! prints its own report to stderr (the layer does not touch it), and an [`OnPanic`] observer
+//! operator match the line with the message where it is allowed to go: an [`OnPanic`] observer
 //! is handed the payload itself ([`CaughtPanic::message`]). A payload that is neither `&str` nor
 //! `String` is logged as `<non-string panic payload>`.
+//!
+//! Rust's panic hook runs before the layer catches the panic, and the default hook prints the
+//! message (and, with `RUST_BACKTRACE`, a backtrace) to stderr. Call [`install_quiet_hook`] once
+//! at startup: panics inside request handling (the layer's `call`, future and body polls) are
+//! then reported through `tracing` with the fingerprint and the `panic!`'s source location
+//! only, and every other panic still goes to the previous hook. The crate's examples and demo
+//! install it.
 //!
 //! The layer keeps the first 123 bytes of the path (fewer after an extension method's name):
 //! a longer path is logged cut, marked with `…`, and a route-dependent dialect such as
@@ -133,14 +139,12 @@
 mod body;
 mod future;
 mod head;
+mod hook;
 mod layer;
 mod service;
 
-use std::{
-    any::Any,
-    fmt,
-    panic::{catch_unwind, AssertUnwindSafe},
-};
+use crate::catch_panic::hook::catching;
+use std::{any::Any, fmt};
 
 use http::{Method, Response};
 
@@ -148,6 +152,7 @@ use self::head::RequestHead;
 pub use self::{
     body::{BodyPanicked, ResponseBody},
     future::ResponseFuture,
+    hook::install_quiet_hook,
     layer::CatchPanicLayer,
     service::CatchPanic,
 };
@@ -406,10 +411,7 @@ where
     let panic = CaughtPanic::new(&*payload, &method, &format, stage).with_path_cut(head.path_cut());
     report(on_panic, &panic);
     // A custom response that panics falls back to the bulk dialect, which cannot.
-    catch_unwind(AssertUnwindSafe(|| {
-        response_for_panic.response_for_panic(&panic, dialect)
-    }))
-    .unwrap_or_else(|_| {
+    catching(|| response_for_panic.response_for_panic(&panic, dialect)).unwrap_or_else(|_| {
         tracing::error!(
             stage = stage.as_str(),
             "the panic response panicked; answering in the bulk dialect"
@@ -437,7 +439,7 @@ fn report<P: OnPanic>(on_panic: &mut P, panic: &CaughtPanic<'_>) {
         panic = %PayloadFingerprint(panic.message()),
         "service panicked",
     );
-    if catch_unwind(AssertUnwindSafe(|| on_panic.on_panic(panic))).is_err() {
+    if catching(|| on_panic.on_panic(panic)).is_err() {
         tracing::error!(
             stage = panic.stage().as_str(),
             "the panic observer panicked"
@@ -479,7 +481,7 @@ impl fmt::Display for LoggedPath<'_> {
 /// Runs `f`, which drops a panicked future or body; a panic in its destructor is logged, not
 /// let through, since the panic it follows has already been answered.
 fn drop_guarded(f: impl FnOnce()) {
-    if catch_unwind(AssertUnwindSafe(f)).is_err() {
+    if catching(f).is_err() {
         tracing::error!("dropping a panicked future or body panicked");
     }
 }

@@ -1,6 +1,6 @@
+use crate::catch_panic::hook::catching;
 use std::{
     fmt,
-    panic::{catch_unwind, AssertUnwindSafe},
     task::{Context, Poll},
 };
 
@@ -80,9 +80,9 @@ where
         // `catch_unwind`'s closure and return value, which would copy each once more.
         let mut request = Some(request);
         let mut future = None;
-        let caught = catch_unwind(AssertUnwindSafe(|| {
+        let caught = catching(|| {
             future = request.take().map(|request| self.inner.call(request));
-        }));
+        });
         match caught.map(|()| future) {
             Ok(Some(future)) => ResponseFuture::new(
                 future,

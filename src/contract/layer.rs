@@ -95,22 +95,28 @@ impl<D, A, C, I: InspectItems + Clone> Contract<D, A, C, I> {
     }
 }
 
-impl<D, K, P, C> Contract<D, AuthLayer<K, P, Arc<D>>, C, ()> {
+impl<D, K, P> Contract<D, AuthLayer<K, P, Arc<D>>, DefaultCounter, ()> {
     /// Shows every item of a bulk body to the policy of `items` (which methods, where the array
     /// is) before the handler runs; one item refused refuses the whole request (`forbidden`).
     ///
     /// Only a contract with [`Contract::auth`] has this method: the policy needs the caller's
     /// [`Principal`](crate::auth::Principal). The items are found in the batch limit's pass
-    /// over the body, whose byte cap applies.
+    /// over the body, whose byte cap applies; gRPC services declared on `items` (see
+    /// [`AuthorizeItemsLayer::grpc_service`]) are declared to that pass too.
     pub fn authorize_items<Q, X>(
         self,
         items: AuthorizeItemsLayer<Q, X>,
-    ) -> Contract<D, AuthLayer<K, P, Arc<D>>, C, ItemsCheck<Q>>
+    ) -> Contract<D, AuthLayer<K, P, Arc<D>>, DefaultCounter, ItemsCheck<Q>>
     where
         Q: ItemPolicy + Clone,
     {
+        let check = items.into_check();
+        let mut body = self.body;
+        for service in check.grpc_services() {
+            body = body.grpc_service(service.clone());
+        }
         Contract {
-            body: self.body.inspect(items.into_check()),
+            body: body.inspect(check),
             auth: self.auth,
             catch_panic: self.catch_panic,
             normalize: self.normalize,

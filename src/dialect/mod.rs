@@ -336,11 +336,7 @@ pub(crate) fn json_response(
 
 /// Whether `headers` declare a JSON body of the given media type (parameters ignored).
 pub(crate) fn has_content_type(headers: &HeaderMap, media_type: &str) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .is_some_and(|value| value.trim().eq_ignore_ascii_case(media_type))
+    crate::media::is(headers, media_type)
 }
 
 #[cfg(test)]

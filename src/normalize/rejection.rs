@@ -3,7 +3,10 @@ use std::borrow::Cow;
 use http::StatusCode;
 use serde::Deserialize;
 
-use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::{
+    error::{ApiError, ErrorCode, FieldError},
+    media::{self, MediaType},
+};
 
 /// Validation code: a required field is missing.
 const REQUIRED: &str = "required";
@@ -74,10 +77,9 @@ pub fn parse_rejection_with_query(
     body: &[u8],
     query: Option<&str>,
 ) -> ApiError {
-    let media = content_type.map(|value| value.split(';').next().unwrap_or_default().trim());
-    let understood = match media {
-        Some(media) if is_json(media) => contract_body(status, body),
-        Some(media) if !media.eq_ignore_ascii_case("text/plain") => None,
+    let understood = match content_type.map(str::as_bytes) {
+        Some(value) if MediaType::parse(value) == MediaType::Json => contract_body(status, body),
+        Some(value) if !media::essence_is(value, "text/plain") => None,
         // Server errors are never explained: their text may describe internals.
         _ if !status.is_client_error() => None,
         _ => std::str::from_utf8(body)
@@ -85,13 +87,6 @@ pub fn parse_rejection_with_query(
             .and_then(|text| framework_text(status, text.trim(), query)),
     };
     understood.unwrap_or_else(|| ApiError::from_status(status))
-}
-
-fn is_json(media: &str) -> bool {
-    media.eq_ignore_ascii_case("application/json")
-        || media
-            .get(media.len().saturating_sub(5)..)
-            .is_some_and(|suffix| suffix.eq_ignore_ascii_case("+json"))
 }
 
 /// A JSON body already written in one of the contract's dialects (by a handler that does not
