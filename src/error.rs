@@ -519,10 +519,12 @@ impl Serialize for ApiError {
     }
 }
 
-/// Renders the error in the bulk dialect for a plain HTTP client.
+/// Renders the error in the bulk dialect for a plain HTTP client, marked as an
+/// [`UnrenderedError`](crate::dialect::UnrenderedError): a contract layer it passes through
+/// writes it again in the request's dialect and wire.
 impl From<ApiError> for http::Response<crate::body::ErrorBody> {
     fn from(error: ApiError) -> Self {
-        crate::dialect::ErrorFormat::http().render(&crate::dialect::Bulk, &error)
+        crate::dialect::UnrenderedError::response(error)
     }
 }
 

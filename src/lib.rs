@@ -116,6 +116,7 @@ pub mod body;
 pub mod builder;
 pub mod bulk;
 pub mod catch_panic;
+mod deserialize;
 pub mod dialect;
 pub mod error;
 pub mod grpc;

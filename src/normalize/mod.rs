@@ -236,6 +236,7 @@ pub use self::{
     rejection::{parse_rejection, parse_rejection_with_query},
     service::Normalize,
 };
+pub(crate) use self::{future::render_unrendered, rejection::deserialize_error};
 #[cfg(doc)]
 use crate::dialect::Dialect;
 

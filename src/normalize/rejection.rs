@@ -315,6 +315,33 @@ fn syntax_error(status: StatusCode, text: &str) -> ApiError {
 
 fn data_error(status: StatusCode, text: &str, query: Option<&str>) -> ApiError {
     let (location, message) = split_location(text);
+    located_data_error(status, location, message, query)
+}
+
+/// The contract error for serde_json failing on a value, `location` being the path of the
+/// failing value below it (serde_path_to_error's, `address.city`; empty at the value itself):
+/// `invalid_json` for a syntax error, else `validation_errors` with one field error. The typed
+/// path of the crate's extractors and of [`FieldError`]'s conversions, which know the path
+/// without reading any framework's text.
+pub(crate) fn deserialize_error(
+    status: StatusCode,
+    location: &str,
+    error: &serde_json::Error,
+    query: Option<&str>,
+) -> ApiError {
+    let text = error.to_string();
+    if error.is_syntax() || error.is_eof() {
+        return syntax_error(status, &text);
+    }
+    located_data_error(status, location, &text, query)
+}
+
+fn located_data_error(
+    status: StatusCode,
+    location: &str,
+    message: &str,
+    query: Option<&str>,
+) -> ApiError {
     let (message, _) = split_position(message);
     let (code, name) = classify_message(message);
     let (index, path) = split_index(location);
