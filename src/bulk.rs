@@ -203,7 +203,8 @@ impl<T> BulkWrite<T> {
     /// could not deserialize; the `_idx` is the item's position.
     pub fn push_item_error(&mut self, error: ItemError) -> &mut Self {
         let index = self.results.len();
-        self.results.push(ItemResult::Err(ItemError { index, ..error }));
+        self.results
+            .push(ItemResult::Err(ItemError { index, ..error }));
         self
     }
 

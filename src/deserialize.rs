@@ -6,17 +6,16 @@
 //! fallback for plain framework extractors give the same error for the same input.
 
 use http::StatusCode;
+#[cfg(feature = "axum")]
 use serde::de::DeserializeOwned;
 
-use crate::{
-    bulk::ItemError,
-    error::{ApiError, ErrorCode, FieldError},
-    normalize::deserialize_error,
-};
+#[cfg(feature = "axum")]
+use crate::{bulk::ItemError, error::ErrorCode};
+use crate::{error::ApiError, error::FieldError, normalize::deserialize_error};
 
 /// The path of a failing value as the contract writes it: `address.city`, `tags[1]`; empty at
 /// the value itself (serde_path_to_error writes `.` there).
-fn location(path: &serde_path_to_error::Path) -> String {
+pub(crate) fn location(path: &serde_path_to_error::Path) -> String {
     if path.iter().next().is_none() {
         String::new()
     } else {
@@ -84,9 +83,13 @@ pub(crate) fn path_error(
     deserialize_error(status, &location(error.path()), error.inner(), query)
 }
 
+#[cfg(feature = "axum")]
 /// Deserializes a whole JSON value, failing with the contract's error (`invalid_json`, or
 /// `validation_errors` with the serde path of the failing field).
-pub(crate) fn from_json<T: DeserializeOwned>(status: StatusCode, json: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn from_json<T: DeserializeOwned>(
+    status: StatusCode,
+    json: &[u8],
+) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(json);
     let value = serde_path_to_error::deserialize(&mut deserializer)
         .map_err(|error| path_error(status, &error, None))?;
@@ -96,15 +99,21 @@ pub(crate) fn from_json<T: DeserializeOwned>(status: StatusCode, json: &[u8]) ->
     Ok(value)
 }
 
-/// Deserializes item `index` of a bulk body from its raw JSON, failing with its item error.
-pub(crate) fn item<T: DeserializeOwned>(index: usize, json: &[u8]) -> Result<T, ItemError> {
-    from_json(StatusCode::BAD_REQUEST, json).map_err(|error| {
-        if *error.code() == ErrorCode::ValidationErrors {
-            ItemError::validation(index, error.validation_errors().iter().cloned())
-        } else {
-            ItemError::new(error.code().clone(), index)
-        }
-    })
+#[cfg(feature = "axum")]
+/// Deserializes item `index` of a bulk body from its raw JSON: the value, or the item error
+/// that fails it alone; an item that is not well-formed JSON fails the whole request
+/// (`invalid_json`), as a malformed body does.
+pub(crate) fn item<T: DeserializeOwned>(
+    index: usize,
+    json: &[u8],
+) -> Result<Result<T, ItemError>, ApiError> {
+    match from_json(StatusCode::BAD_REQUEST, json) {
+        Ok(value) => Ok(Ok(value)),
+        Err(error) if *error.code() == ErrorCode::ValidationErrors => Ok(Err(
+            ItemError::validation(index, error.validation_errors().iter().cloned()),
+        )),
+        Err(error) => Err(error),
+    }
 }
 
 #[cfg(test)]
@@ -129,15 +138,22 @@ mod tests {
         address: Option<Address>,
     }
 
+    #[cfg(feature = "axum")]
     fn fails(json: &str) -> (String, String) {
-        let error = item::<User>(3, json.as_bytes()).unwrap_err();
-        assert_eq!(error.index(), 3);
-        match error.validation_errors() {
-            [field] => (field.field().to_owned(), field.error().to_owned()),
-            _ => (String::new(), error.code().as_str().to_owned()),
+        match item::<User>(3, json.as_bytes()) {
+            Ok(Ok(_)) => panic!("{json} deserialized"),
+            Ok(Err(error)) => {
+                assert_eq!(error.index(), 3);
+                let [field] = error.validation_errors() else {
+                    panic!("{error:?}")
+                };
+                (field.field().to_owned(), field.error().to_owned())
+            }
+            Err(error) => (String::new(), error.code().as_str().to_owned()),
         }
     }
 
+    #[cfg(feature = "axum")]
     #[test]
     fn item_errors_name_the_serde_path_and_a_stable_code() {
         let cases = [
@@ -154,17 +170,27 @@ mod tests {
                 ("address.city", "invalid_type"),
             ),
             (r#"[1]"#, ("object", "invalid_type")),
-            (r#"{"email": "a", "email": "b"}"#, ("email", "duplicate_field")),
+            (
+                r#"{"email": "a", "email": "b"}"#,
+                ("email", "duplicate_field"),
+            ),
         ];
         for (json, (field, code)) in cases {
             assert_eq!(fails(json), (field.to_owned(), code.to_owned()), "{json}");
         }
     }
 
+    #[cfg(feature = "axum")]
     #[test]
     fn malformed_items_are_invalid_json() {
-        assert_eq!(fails(r#"{"email": "#), (String::new(), "invalid_json".to_owned()));
-        assert_eq!(fails(r#"{"email": "a"} x"#), (String::new(), "invalid_json".to_owned()));
+        assert_eq!(
+            fails(r#"{"email": "#),
+            (String::new(), "invalid_json".to_owned())
+        );
+        assert_eq!(
+            fails(r#"{"email": "a"} x"#),
+            (String::new(), "invalid_json".to_owned())
+        );
     }
 
     #[test]

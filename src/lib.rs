@@ -111,6 +111,8 @@
 //! [Tower]: https://docs.rs/tower
 
 pub mod auth;
+#[cfg(feature = "axum")]
+pub mod axum;
 pub mod batch_limit;
 pub mod body;
 pub mod builder;

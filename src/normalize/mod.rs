@@ -229,6 +229,9 @@ mod layer;
 mod rejection;
 mod service;
 
+pub(crate) use self::rejection::deserialize_error;
+#[cfg(feature = "axum")]
+pub(crate) use self::rejection::{data_error_at, is_json};
 pub use self::{
     classify::{BoxError, ClassifyError, DefaultClassifyError},
     future::ResponseFuture,
@@ -236,7 +239,6 @@ pub use self::{
     rejection::{parse_rejection, parse_rejection_with_query},
     service::Normalize,
 };
-pub(crate) use self::{future::render_unrendered, rejection::deserialize_error};
 #[cfg(doc)]
 use crate::dialect::Dialect;
 

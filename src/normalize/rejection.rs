@@ -87,7 +87,7 @@ pub fn parse_rejection_with_query(
     understood.unwrap_or_else(|| ApiError::from_status(status))
 }
 
-fn is_json(media: &str) -> bool {
+pub(crate) fn is_json(media: &str) -> bool {
     media.eq_ignore_ascii_case("application/json")
         || media
             .get(media.len().saturating_sub(5)..)
@@ -315,7 +315,7 @@ fn syntax_error(status: StatusCode, text: &str) -> ApiError {
 
 fn data_error(status: StatusCode, text: &str, query: Option<&str>) -> ApiError {
     let (location, message) = split_location(text);
-    located_data_error(status, location, message, query)
+    data_error_at(status, location, message, query)
 }
 
 /// The contract error for serde_json failing on a value, `location` being the path of the
@@ -333,10 +333,12 @@ pub(crate) fn deserialize_error(
     if error.is_syntax() || error.is_eof() {
         return syntax_error(status, &text);
     }
-    located_data_error(status, location, &text, query)
+    data_error_at(status, location, &text, query)
 }
 
-fn located_data_error(
+/// The contract error for a value a deserializer refused: `message` is the deserializer's own
+/// (serde's wording, `missing field `email``), `location` the path of the value.
+pub(crate) fn data_error_at(
     status: StatusCode,
     location: &str,
     message: &str,
