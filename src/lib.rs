@@ -123,6 +123,8 @@ pub mod dialect;
 pub mod error;
 pub mod grpc;
 pub mod normalize;
+#[cfg(feature = "tonic")]
+pub mod tonic;
 
 pub use crate::{
     builder::ServiceBuilderExt,

@@ -110,9 +110,8 @@ fn routes() -> Router {
         .route("/v1/users", post(create_users))
         .route(
             "/v1/arrays/users",
-            post(create_users).route_layer(axum::Extension(
-                BulkJsonConfig::new().single_value(false),
-            )),
+            post(create_users)
+                .route_layer(axum::Extension(BulkJsonConfig::new().single_value(false))),
         )
         .layer(BatchLimitLayer::new().dialect(dialect()));
     Router::new()
@@ -134,7 +133,10 @@ async fn serve(app: Router) -> String {
 /// The whole contract stack around the routes.
 async fn contract_server() -> String {
     let keys = KeySet::new()
-        .with_key(KEY, Principal::new("acct_123").with_roles(["read", "write"]))
+        .with_key(
+            KEY,
+            Principal::new("acct_123").with_roles(["read", "write"]),
+        )
         .unwrap();
     let app = routes().layer(
         ServiceBuilder::new()
@@ -158,8 +160,7 @@ struct Reply {
 
 impl Reply {
     fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|_| panic!("not JSON: {:?}", self.body))
+        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("not JSON: {:?}", self.body))
     }
 }
 
@@ -377,7 +378,14 @@ async fn query_and_json_rejections_are_contract_errors() {
         reply.body,
         r#"{"code":6,"message":"Model not valid","errors":["page_size: The value 'X' is not valid for 'page_size'."]}"#
     );
-    let reply = send(&base, Method::GET, "/v1/customer/courses?page=2&page_size=5", &[], "").await;
+    let reply = send(
+        &base,
+        Method::GET,
+        "/v1/customer/courses?page=2&page_size=5",
+        &[],
+        "",
+    )
+    .await;
     assert_eq!(reply.body, "page 2");
 
     let reply = send(&base, Method::POST, "/v1/customer/courses", &[JSON], "{").await;
@@ -385,7 +393,14 @@ async fn query_and_json_rejections_are_contract_errors() {
     assert_eq!(reply.json()["code"], 6);
     let reply = send(&base, Method::POST, "/v1/customer/courses", &[], "{}").await;
     assert_eq!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let reply = send(&base, Method::POST, "/v1/customer/courses", &[JSON], r#"{"a":1}"#).await;
+    let reply = send(
+        &base,
+        Method::POST,
+        "/v1/customer/courses",
+        &[JSON],
+        r#"{"a":1}"#,
+    )
+    .await;
     assert_eq!(reply.json(), json!({"a": 1}));
 }
 
