@@ -25,10 +25,13 @@ use crate::{
 /// (`required`, `unknown_field`, `invalid_type`, `invalid_value`, `duplicate_field`).
 ///
 /// A single JSON value where an array is expected is one item (see
-/// [`BulkJsonConfig::single_value`] to refuse it on a route). The whole request fails, as an
-/// [`ApiError`], when the body is not declared JSON (`unsupported_media_type`), is not
-/// well-formed JSON, an item included (`invalid_json`), or is over axum's body limit
-/// (`payload_too_large`).
+/// [`BulkJsonConfig::single_value`] to refuse it on a route); an empty body is no item. The
+/// whole request fails, as an [`ApiError`], when the body is not JSON (`unsupported_media_type`),
+/// is not well-formed JSON, an item included (`invalid_json`), or is over axum's body limit
+/// (`payload_too_large`). Whether a body is JSON is the batch layer's call where it ran (its
+/// [`OtherBodies`](crate::batch_limit::OtherBodies) rule: by default, a body it counted as JSON
+/// is JSON, whatever its label, and a gRPC body never is); without it, the body must be
+/// declared `application/json` or `application/*+json`, as for [`Json`](super::Json).
 ///
 /// ```
 /// use serde::{Deserialize, Serialize};
@@ -149,7 +152,6 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        require_json(request.headers())?;
         let config = request
             .extensions()
             .get::<BulkJsonConfig>()
@@ -158,11 +160,26 @@ where
         let found = request.extensions().get::<BulkItems>().cloned();
         let (body, spans) = match found {
             Some(items) => {
+                // The batch layer counted the body as JSON under its own media-type rule
+                // (`OtherBodies`), the one the stack is configured with; only a gRPC body's
+                // items are protobuf.
+                if crate::grpc::is_grpc(request.headers()) {
+                    return Err(ApiError::new(ErrorCode::UnsupportedMediaType));
+                }
                 let spans = items.spans().to_vec();
                 (items.body().clone(), spans)
             }
             None => {
+                let json = require_json(request.headers());
                 let body = body_bytes(request, state).await?;
+                // No body is no item, as for the batch limit layer, whatever its label.
+                if body.iter().all(u8::is_ascii_whitespace) {
+                    return Ok(BulkJson {
+                        items: Vec::new(),
+                        single: false,
+                    });
+                }
+                json?;
                 let spans = split(&body)?;
                 (body, spans)
             }
