@@ -17,7 +17,7 @@ use tonic::{
     body::Body,
     client::Grpc as GrpcClient,
     server::{Grpc as GrpcServer, NamedService},
-    transport::{server::TcpIncoming, Channel, Endpoint, Server},
+    transport::{server::TcpIncoming, Endpoint, Server},
     Code, Request, Response, Status,
 };
 use tonic_prost::ProstCodec;
