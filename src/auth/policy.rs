@@ -182,11 +182,13 @@ impl RoleTable {
     ///     .rule([], "/webhooks.v1.Webhooks", ["write"]);
     /// let writer = Principal::new("acct_123").with_roles(["write"]);
     /// let headers = HeaderMap::new();
-    /// let allows = |path: &str| {
-    ///     table.allows(&writer, &Route::new(&Method::POST, &path.parse().unwrap(), &headers))
+    /// let allows = |method: Method, path: &str| {
+    ///     table.allows(&writer, &Route::new(&method, &path.parse().unwrap(), &headers))
     /// };
-    /// assert!(allows("/webhooks.v1.Webhooks/CreateWebhooks"));
-    /// assert!(!allows("/webhooks.v1.Webhooks/DeleteWebhooks"));
+    /// assert!(allows(Method::POST, "/webhooks.v1.Webhooks/CreateWebhooks"));
+    /// assert!(!allows(Method::POST, "/webhooks.v1.Webhooks/DeleteWebhooks"));
+    /// // Another method on the same path does not get around the rule.
+    /// assert!(!allows(Method::GET, "/webhooks.v1.Webhooks/DeleteWebhooks"));
     /// ```
     #[must_use]
     pub fn grpc_method<R>(self, path: impl Into<String>, roles: R) -> Self
