@@ -12,7 +12,8 @@ use crate::{body::ErrorBody, error::ApiError};
 
 mod details;
 
-pub use self::details::{details_header, status_details, GRPC_STATUS_DETAILS};
+use self::details::details_header;
+pub use self::details::{status_details, GRPC_STATUS_DETAILS};
 
 /// The `grpc-status` header (and trailer) name.
 pub const GRPC_STATUS: &str = "grpc-status";

@@ -75,7 +75,7 @@ pub fn status_details(error: &ApiError) -> Vec<u8> {
 
 /// [`status_details`] as a `grpc-status-details-bin` value: base64 without padding, as tonic
 /// writes it (readers accept it with or without).
-pub fn details_header(error: &ApiError) -> HeaderValue {
+pub(crate) fn details_header(error: &ApiError) -> HeaderValue {
     let encoded = STANDARD_NO_PAD.encode(status_details(error));
     HeaderValue::try_from(encoded).expect("base64 is a valid header value")
 }
