@@ -35,12 +35,10 @@
 //!     ]})
 //! );
 //! ```
-//!
-//! [`ApiError`]: crate::ApiError
 
 use serde::{ser::SerializeMap, Serialize, Serializer};
 
-use crate::error::{ErrorCode, FieldError};
+use crate::error::{ApiError, ErrorCode, FieldError};
 
 /// An item error of a bulk write: `{"error": "<code>", "_idx": <index>}`, with
 /// `validation_errors` when the code is `validation_errors`.
@@ -169,6 +167,44 @@ impl<T> BulkWrite<T> {
         let index = self.results.len();
         self.results
             .push(ItemResult::Err(ItemError::validation(index, errors)));
+        self
+    }
+
+    /// The next item's outcome: its object, or the item error for a handler's `ApiError` (its
+    /// code and field errors; the `_idx` is the item's position, whatever the error said).
+    ///
+    /// ```
+    /// use tower_api_errors::{bulk::BulkWrite, ApiError, ErrorCode};
+    ///
+    /// let mut results = BulkWrite::new();
+    /// results.push_result(Ok("web_1"));
+    /// results.push_result(Err(ApiError::new(ErrorCode::ObjectNotFound)));
+    /// assert_eq!(
+    ///     serde_json::to_value(&results).unwrap(),
+    ///     serde_json::json!(["web_1", {"error": "object_not_found", "_idx": 1}])
+    /// );
+    /// ```
+    pub fn push_result(&mut self, result: Result<T, ApiError>) -> &mut Self {
+        match result {
+            Ok(value) => self.push_ok(value),
+            Err(error) => {
+                let index = self.results.len();
+                self.results.push(ItemResult::Err(ItemError {
+                    code: error.code().clone(),
+                    index,
+                    validation_errors: error.validation_errors().to_vec(),
+                }));
+                self
+            }
+        }
+    }
+
+    /// The next item failed with `error`, e.g. an item the typed bulk body (feature `axum`)
+    /// could not deserialize; the `_idx` is the item's position.
+    pub fn push_item_error(&mut self, error: ItemError) -> &mut Self {
+        let index = self.results.len();
+        self.results
+            .push(ItemResult::Err(ItemError { index, ..error }));
         self
     }
 

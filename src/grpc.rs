@@ -13,6 +13,11 @@ use percent_encoding::{AsciiSet, CONTROLS};
 pub use crate::error::GrpcStatus;
 use crate::{body::ErrorBody, error::ApiError};
 
+mod details;
+
+use self::details::details_header;
+pub use self::details::{status_details, GRPC_STATUS_DETAILS};
+
 /// The `grpc-status` header (and trailer) name.
 pub const GRPC_STATUS: &str = "grpc-status";
 /// The `grpc-message` header (and trailer) name.
@@ -41,14 +46,19 @@ pub fn encode_message(message: &str) -> HeaderValue {
     HeaderValue::try_from(encoded).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// Writes `grpc-status` and `grpc-message` for `error` into `headers` (used for trailers too).
+/// Writes `grpc-status`, `grpc-message` and `grpc-status-details-bin` for `error` into
+/// `headers` (used for trailers too). The details are the standard rich error details (see
+/// [`status_details`]), so a client reading them (`tonic_types::StatusExt`) gets the code and
+/// the field errors.
 pub fn write_status(headers: &mut HeaderMap, error: &ApiError) {
     headers.insert(GRPC_STATUS, error.grpc_status().header_value());
     headers.insert(GRPC_MESSAGE, encode_message(error.code().as_str()));
+    headers.insert(GRPC_STATUS_DETAILS, details_header(error));
 }
 
 /// The trailers-only gRPC response for `error`: HTTP 200, `content-type: application/grpc`,
-/// `grpc-status`, and the contract code as `grpc-message`.
+/// `grpc-status`, the contract code as `grpc-message`, and the rich error details in
+/// `grpc-status-details-bin`.
 ///
 /// ```
 /// use tower_api_errors::{grpc, ApiError};

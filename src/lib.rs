@@ -95,7 +95,26 @@
 //!
 //! # Features
 //!
-//! None: the crate has no optional parts, and depends on no web framework.
+//! The core (every layer, the dialects, the gRPC answers) depends on no web framework; the
+//! integrations are off by default.
+//!
+//! - **`axum`**: handlers speak the contract. [`ApiError`] and the [`bulk`] builders are
+//!   `IntoResponse` (the error is written by the normalize layer in the request's dialect and
+//!   wire); extractors for the caller's [`Principal`](auth::Principal), the request's
+//!   [`ErrorFormat`], a typed bulk body (`axum::BulkJson`, each item a `T` or its item error
+//!   with the serde path of the failing field), and `axum::Json` / `axum::Query` whose
+//!   rejections are contract errors.
+//! - **`tonic`**: `From<ApiError> for tonic::Status`, with the contract's gRPC status, the
+//!   code as the message and the field errors as rich error details (`google.rpc.BadRequest`,
+//!   `google.rpc.ErrorInfo`, through `tonic-types`); `tonic::RequestExt::principal` for the
+//!   caller of a tonic method.
+//!
+//! Without a feature, the same rules hold through plain `http` types: an
+//! `http::Response<ErrorBody>` made from an [`ApiError`] carries an
+//! [`UnrenderedError`](dialect::UnrenderedError), written again by the normalize layer; the
+//! layers' gRPC answers carry the rich details ([`grpc::status_details`]); a
+//! [`RoleTable`](auth::RoleTable) keys roles by gRPC method path
+//! ([`RoleTable::grpc_method`](auth::RoleTable::grpc_method)).
 //!
 //! # Rendering an error by hand
 //!
@@ -111,17 +130,22 @@
 //! [Tower]: https://docs.rs/tower
 
 pub mod auth;
+#[cfg(feature = "axum")]
+pub mod axum;
 pub mod batch_limit;
 pub mod body;
 pub mod builder;
 pub mod bulk;
 pub mod catch_panic;
 pub mod contract;
+mod deserialize;
 pub mod dialect;
 pub mod error;
 pub mod grpc;
 pub mod media;
 pub mod normalize;
+#[cfg(feature = "tonic")]
+pub mod tonic;
 
 mod macros;
 mod path_prefix;

@@ -197,7 +197,11 @@ async fn server_streaming(
 fn assert_internal(status: &Status) {
     assert_eq!(status.code(), Code::Internal, "{status:?}");
     assert_eq!(status.message(), "server_error");
-    assert!(status.details().is_empty());
+    // The rich details say `server_error` and nothing else.
+    assert_eq!(
+        status.details(),
+        tower_api_errors::grpc::status_details(&tower_api_errors::ApiError::server_error())
+    );
     let debug = format!("{:?}", status.metadata());
     assert!(
         !debug.contains(SECRET) && !debug.contains("deliberate"),

@@ -1,6 +1,6 @@
 //! End-to-end tests of `examples/bulk_api`: the demo's router and stack on 127.0.0.1, talked
 //! to over real HTTP.
-
+#![cfg(feature = "axum")]
 #![allow(unreachable_pub)]
 
 #[allow(dead_code)]

@@ -6,9 +6,11 @@
 #[path = "../examples/hyper_server.rs"]
 mod hyper_server;
 
+#[cfg(feature = "tonic")]
 #[allow(dead_code)]
 #[path = "../examples/grpc_api/server.rs"]
 mod server;
+#[cfg(feature = "tonic")]
 #[allow(dead_code)]
 #[path = "../examples/grpc_api/service.rs"]
 mod service;
@@ -16,16 +18,20 @@ mod service;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use http::{header, uri::PathAndQuery, Request, StatusCode};
+use http::{header, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use tokio_stream::StreamExt;
-use tonic::{metadata::MetadataValue, Code};
-use tonic_prost::ProstCodec;
-
-use crate::service::{CreateWebhooksRequest, CreateWebhooksResponse, ListWebhooksRequest, Webhook};
+#[cfg(feature = "tonic")]
+use {
+    crate::service::{CreateWebhooksRequest, CreateWebhooksResponse, ListWebhooksRequest, Webhook},
+    http::uri::PathAndQuery,
+    tokio_stream::StreamExt,
+    tonic::{metadata::MetadataValue, Code},
+    tonic_prost::ProstCodec,
+    tonic_types::StatusExt,
+};
 
 async fn hyper_call(
     addr: SocketAddr,
@@ -120,6 +126,7 @@ async fn the_hyper_example_answers_the_contract() {
     );
 }
 
+#[cfg(feature = "tonic")]
 async fn grpc_client(addr: SocketAddr) -> tonic::client::Grpc<tonic::transport::Channel> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
@@ -129,6 +136,7 @@ async fn grpc_client(addr: SocketAddr) -> tonic::client::Grpc<tonic::transport::
     tonic::client::Grpc::new(channel)
 }
 
+#[cfg(feature = "tonic")]
 fn keyed<T>(message: T, key: Option<&str>) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     if let Some(key) = key {
@@ -138,6 +146,7 @@ fn keyed<T>(message: T, key: Option<&str>) -> tonic::Request<T> {
     request
 }
 
+#[cfg(feature = "tonic")]
 async fn create(
     client: &mut tonic::client::Grpc<tonic::transport::Channel>,
     key: Option<&str>,
@@ -161,6 +170,7 @@ async fn create(
         .map(tonic::Response::into_inner)
 }
 
+#[cfg(feature = "tonic")]
 #[tokio::test]
 async fn the_grpc_example_answers_with_grpc_statuses() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -193,6 +203,42 @@ async fn the_grpc_example_answers_with_grpc_statuses() {
             "{key:?} {count}"
         );
     }
+
+    // A handler's own `ApiError`: the item and field reach the client as rich details.
+    client.ready().await.unwrap();
+    let bad = CreateWebhooksRequest {
+        webhooks: vec![
+            Webhook {
+                url: "https://example.com/ok".into(),
+                ..Webhook::default()
+            },
+            Webhook {
+                url: "ftp://example.com".into(),
+                ..Webhook::default()
+            },
+        ],
+    };
+    let status = client
+        .unary(
+            keyed(bad, Some("demo_admin")),
+            PathAndQuery::from_static(service::CREATE),
+            ProstCodec::<CreateWebhooksRequest, CreateWebhooksResponse>::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (status.code(), status.message()),
+        (Code::InvalidArgument, "validation_errors")
+    );
+    let violation = &status.get_details_bad_request().unwrap().field_violations[0];
+    assert_eq!(
+        (&*violation.field, &*violation.reason),
+        ("url", "invalid_url")
+    );
+    assert_eq!(
+        status.get_details_error_info().unwrap().metadata["_idx"],
+        "1"
+    );
 
     // Nothing of the refused calls was stored.
     client.ready().await.unwrap();

@@ -1,7 +1,7 @@
 //! The README's promises about the demo server, checked: every curl line it shows gives the
 //! output it shows, and the built example binary starts, prints its address and stops on
 //! SIGTERM.
-
+#![cfg(feature = "axum")]
 #![allow(unreachable_pub)]
 
 #[allow(dead_code)]

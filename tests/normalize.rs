@@ -26,6 +26,7 @@ use tokio::{
 use tokio_stream::StreamExt;
 use tower::ServiceBuilder;
 use tower_api_errors::{
+    body::ErrorBody,
     dialect::{Bulk, Coded, DialectByPath},
     normalize::NormalizeLayer,
     ApiError, ErrorCode, RenderedError,
@@ -161,6 +162,18 @@ fn routes(prefix: &str, gate: Arc<Gate>) -> Router {
                     .body(Body::from(CONTRACT_BODY))
                     .unwrap();
                 RenderedError::mark(&mut response, &ApiError::new(ErrorCode::RecordNotActive));
+                response
+            }),
+        )
+        .route(
+            &format!("{prefix}/unrendered"),
+            get(|| async {
+                // A handler's error without any framework integration: `Response::from`.
+                let mut response: http::Response<ErrorBody> =
+                    ApiError::new(ErrorCode::RecordNotActive).into();
+                response
+                    .headers_mut()
+                    .insert("x-kept", http::HeaderValue::from_static("yes"));
                 response
             }),
         )
@@ -603,6 +616,27 @@ async fn contract_responses_pass_byte_for_byte() {
         assert_eq!(reply.header("x-kept"), "yes");
         assert_eq!(reply.body, CONTRACT_BODY, "{wire:?}");
     }
+}
+
+#[tokio::test]
+async fn a_handlers_unrendered_error_is_written_in_the_requests_dialect() {
+    let server = Server::start().await;
+    let reply = server.get(Wire::Bulk, "/unrendered").await;
+    reply.assert_error(
+        409,
+        "application/json",
+        json!({"error": "record_not_active"}),
+    );
+    assert_eq!(reply.header("x-kept"), "yes");
+    let reply = server.get(Wire::Coded, "/unrendered").await;
+    reply.assert_error(
+        409,
+        "application/json",
+        json!({"code": 11, "message": "Record not active", "errors": []}),
+    );
+    assert_eq!(reply.header("x-kept"), "yes");
+    let reply = server.get(Wire::Problem, "/unrendered").await;
+    reply.assert_error(409, PROBLEM, problem(409, "Conflict", "record_not_active"));
 }
 
 #[tokio::test]

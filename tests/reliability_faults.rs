@@ -5,7 +5,7 @@
 //! What every test checks besides its own point: the client gets a contract response (or, when
 //! the response had already begun, a clearly broken one), the handler never runs on a request
 //! that was refused or cut short, and the server keeps serving.
-
+#![cfg(feature = "axum")]
 #![allow(unreachable_pub)]
 
 #[allow(dead_code)]

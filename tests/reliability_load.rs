@@ -6,7 +6,7 @@
 //! model); and memory must stop growing once the server is warm.
 //!
 //! Bounded: 32 clients × 12 requests per round, 6 rounds (2 to warm up), on loopback only.
-
+#![cfg(feature = "axum")]
 #![allow(unreachable_pub)]
 
 #[allow(dead_code)]

@@ -7,7 +7,7 @@
 //! Each test states the guarantee it shows; `SECURITY.md` lists them. Where hyper itself
 //! refuses a request before any layer sees it (a malformed or oversized head), the test says
 //! so and checks that no handler ran.
-
+#![cfg(feature = "axum")]
 #![allow(unreachable_pub)]
 
 #[allow(dead_code)]

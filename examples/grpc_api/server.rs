@@ -38,7 +38,7 @@ pub fn key_store() -> InMemoryKeyStore {
 /// the batch layer counts field 1 of the request message on the wire.
 pub async fn serve(listener: TcpListener) -> Result<(), tonic::transport::Error> {
     let roles = RoleTable::new()
-        .rule([http::Method::POST], CREATE, ["write"])
+        .grpc_method(CREATE, ["write"])
         .otherwise(["read"]);
     let limit = GrpcItems::new(CREATE, WEBHOOKS_FIELD).expect("a valid field number");
     let contract = Contract::bulk()

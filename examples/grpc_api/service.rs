@@ -28,7 +28,7 @@ use tonic::{
     Status,
 };
 use tonic_prost::ProstCodec;
-use tower_api_errors::auth::Principal;
+use tower_api_errors::{tonic::RequestExt, ApiError, ErrorCode, FieldError};
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Webhook {
@@ -84,16 +84,32 @@ impl NamedService for Webhooks {
     const NAME: &'static str = "bulk.Webhooks";
 }
 
-fn account_of<T>(request: &tonic::Request<T>) -> Result<String, Status> {
+/// The caller the auth layer found. The handlers fail with `ApiError`s; `?` turns them into
+/// `Status`es with the contract's code and rich error details.
+fn account_of<T>(request: &tonic::Request<T>) -> Result<String, ApiError> {
     request
-        .extensions()
-        .get::<Principal>()
+        .principal()
         .map(|principal| principal.account_id().to_owned())
-        .ok_or_else(|| Status::unauthenticated("unauthorized"))
+        .ok_or_else(ApiError::unauthorized)
 }
 
 impl Webhooks {
-    fn create(&self, account: &str, request: CreateWebhooksRequest) -> CreateWebhooksResponse {
+    /// Stores the webhooks, all or none: a webhook whose `url` is not `https://…` fails the
+    /// call with `validation_errors`, naming the item (`_idx`) and the field.
+    fn create(
+        &self,
+        account: &str,
+        request: CreateWebhooksRequest,
+    ) -> Result<CreateWebhooksResponse, ApiError> {
+        if let Some(index) = request
+            .webhooks
+            .iter()
+            .position(|hook| !hook.url.starts_with("https://"))
+        {
+            return Err(ApiError::new(ErrorCode::ValidationErrors)
+                .with_index(index)
+                .with_field_error(FieldError::new("url", "invalid_url")));
+        }
         let mut store = self.store.lock().unwrap();
         let webhooks = request
             .webhooks
@@ -108,7 +124,7 @@ impl Webhooks {
                 hook
             })
             .collect();
-        CreateWebhooksResponse { webhooks }
+        Ok(CreateWebhooksResponse { webhooks })
     }
 
     fn list(&self, account: &str) -> Vec<Webhook> {
@@ -141,9 +157,8 @@ impl tower::Service<http::Request<Body>> for Webhooks {
                         let this = this.clone();
                         async move {
                             let account = account_of(&request)?;
-                            Ok::<_, Status>(tonic::Response::new(
-                                this.create(&account, request.into_inner()),
-                            ))
+                            let created = this.create(&account, request.into_inner())?;
+                            Ok::<_, Status>(tonic::Response::new(created))
                         }
                     });
                 let codec = ProstCodec::<CreateWebhooksResponse, CreateWebhooksRequest>::default();

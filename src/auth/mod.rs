@@ -39,7 +39,8 @@
 //! let service = ServiceBuilder::new()
 //!     .layer(AuthLayer::new(InMemoryKeyStore::new(keys)))
 //!     .service_fn(|request: Request<Full<Bytes>>| async move {
-//!         // The principal is in the extensions (in axum: `Extension<Principal>`).
+//!         // The principal is in the extensions (in axum: the `Principal` extractor of feature
+//!         // `axum`, or `Extension<Principal>`; in tonic: `RequestExt::principal`, feature `tonic`).
 //!         let principal = request.extensions().get::<Principal>().unwrap();
 //!         let body = Full::from(principal.account_id().to_owned());
 //!         Ok::<_, std::convert::Infallible>(Response::new(body))

@@ -128,6 +128,8 @@ pub struct RoleTable {
 struct Rule {
     methods: Box<[Method]>,
     prefix: Box<str>,
+    // A gRPC method path, matched whole rather than by segments.
+    exact: bool,
     roles: Box<[Box<str>]>,
 }
 
@@ -157,6 +159,48 @@ impl RoleTable {
         rules.push(Rule {
             methods: methods.into_iter().collect(),
             prefix: path_prefix::normalize(prefix.into()).into_boxed_str(),
+            exact: false,
+            roles: boxed_roles(roles),
+        });
+        RoleTable {
+            rules: rules.into(),
+            otherwise: self.otherwise,
+        }
+    }
+
+    /// Calls of the gRPC method `path` (`/pkg.Service/Method`, matched exactly) need all of
+    /// `roles`. gRPC calls are all `POST`s, so a method rule says what a method-and-prefix rule
+    /// cannot. It matches the path whatever the request's method or `content-type`, so a
+    /// request cannot dodge it by not calling itself gRPC.
+    ///
+    /// ```
+    /// use http::{HeaderMap, Method};
+    /// use tower_api_errors::auth::{Principal, RoleTable, Route, RoutePolicy};
+    ///
+    /// let table = RoleTable::new()
+    ///     .grpc_method("/webhooks.v1.Webhooks/DeleteWebhooks", ["admin"])
+    ///     .rule([], "/webhooks.v1.Webhooks", ["write"]);
+    /// let writer = Principal::new("acct_123").with_roles(["write"]);
+    /// let headers = HeaderMap::new();
+    /// let allows = |method: Method, path: &str| {
+    ///     table.allows(&writer, &Route::new(&method, &path.parse().unwrap(), &headers))
+    /// };
+    /// assert!(allows(Method::POST, "/webhooks.v1.Webhooks/CreateWebhooks"));
+    /// assert!(!allows(Method::POST, "/webhooks.v1.Webhooks/DeleteWebhooks"));
+    /// // Another method on the same path does not get around the rule.
+    /// assert!(!allows(Method::GET, "/webhooks.v1.Webhooks/DeleteWebhooks"));
+    /// ```
+    #[must_use]
+    pub fn grpc_method<R>(self, path: impl Into<String>, roles: R) -> Self
+    where
+        R: IntoIterator,
+        R::Item: Into<String>,
+    {
+        let mut rules = self.rules.to_vec();
+        rules.push(Rule {
+            methods: Box::new([]),
+            prefix: path.into().into_boxed_str(),
+            exact: true,
             roles: boxed_roles(roles),
         });
         RoleTable {
@@ -196,12 +240,17 @@ impl Rule {
 
 impl RoutePolicy for RoleTable {
     fn allows(&self, principal: &Principal, route: &Route<'_>) -> bool {
+        // A gRPC method rule names one path exactly: nothing is more specific.
+        let exact = self
+            .rules
+            .iter()
+            .find(|rule| rule.exact && *rule.prefix == *route.path());
         let candidates = self
             .rules
             .iter()
-            .filter(|rule| rule.matches_method(route.method()))
+            .filter(|rule| !rule.exact && rule.matches_method(route.method()))
             .map(|rule| (&*rule.prefix, rule));
-        let roles = match path_prefix::longest(candidates, route.path()) {
+        let roles = match exact.or_else(|| path_prefix::longest(candidates, route.path())) {
             Some(rule) => &rule.roles[..],
             None => match &self.otherwise {
                 Some(roles) => &roles[..],
@@ -216,10 +265,14 @@ impl fmt::Debug for RoleTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut list = f.debug_list();
         for rule in self.rules.iter() {
-            list.entry(&format_args!(
-                "{:?} {} → {:?}",
-                rule.methods, rule.prefix, rule.roles
-            ));
+            if rule.exact {
+                list.entry(&format_args!("gRPC {} → {:?}", rule.prefix, rule.roles));
+            } else {
+                list.entry(&format_args!(
+                    "{:?} {} → {:?}",
+                    rule.methods, rule.prefix, rule.roles
+                ));
+            }
         }
         if let Some(roles) = &self.otherwise {
             list.entry(&format_args!("otherwise → {roles:?}"));

@@ -5,8 +5,9 @@ use std::{fmt, sync::Arc};
 /// The account and roles behind an API key.
 ///
 /// A request that passes [`Auth`](super::Auth) carries its principal in the request
-/// extensions, so handlers read the account and roles without parsing anything again (in axum:
-/// `Extension<Principal>`). Cloning is cheap (one reference count).
+/// extensions, so handlers read the account and roles without parsing anything again (in axum,
+/// with feature `axum`: `Principal` is an extractor, refusing `unauthorized` when absent; in
+/// tonic, with feature `tonic`: `RequestExt::principal`). Cloning is cheap (one reference count).
 ///
 /// Nothing secret is in here: [`Principal::key_id`] is an identifier chosen to be logged (or,
 /// when none was given, a prefix of the key's digest), never the key.

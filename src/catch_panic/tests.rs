@@ -300,7 +300,8 @@ async fn a_body_panic_over_grpc_ends_with_internal_trailers() {
         .unwrap();
     assert_eq!(trailers["grpc-status"], "13");
     assert_eq!(trailers["grpc-message"], "server_error");
-    assert_eq!(trailers.len(), 2);
+    assert!(trailers.contains_key("grpc-status-details-bin"));
+    assert_eq!(trailers.len(), 3);
     assert!(body.frame().await.is_none());
     assert_eq!(polls.load(Ordering::SeqCst), 2);
 }

@@ -69,12 +69,14 @@ impl Dialect for Bulk {
     }
 }
 
-/// Renders the error in the bulk dialect for a plain HTTP client.
+/// Renders the error in the bulk dialect for a plain HTTP client, marked as an
+/// [`UnrenderedError`](super::UnrenderedError): a contract layer it passes through writes it
+/// again in the request's dialect and wire.
 ///
 /// It lives with its renderer, not in the error model, which depends on nothing.
 impl From<ApiError> for Response<ErrorBody> {
     fn from(error: ApiError) -> Self {
-        ErrorFormat::http().render(&Bulk, &error)
+        super::UnrenderedError::response(error)
     }
 }
 

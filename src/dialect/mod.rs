@@ -320,6 +320,54 @@ impl RenderedError {
     }
 }
 
+/// The marker of a response that carries an error its producer (a handler) could not write for
+/// the request, because it does not know the request's route group or wire.
+///
+/// [`UnrenderedError::response`] writes the error in the default dialect ([`Bulk`], for a plain
+/// HTTP client), so the response is right on its own; the normalize layer (alone or inside a
+/// whole stack) sees the marker and writes the error again with the request's [`ErrorFormat`]
+/// and the layer's dialect: a coded body on a coded route, problem details when asked for,
+/// trailers-only for a gRPC caller. The body written by the producer is never read.
+///
+/// ```
+/// use tower_api_errors::{dialect::UnrenderedError, ApiError};
+///
+/// let response = UnrenderedError::response(ApiError::forbidden());
+/// assert_eq!(response.status(), 403);
+/// assert_eq!(response.body().as_bytes(), br#"{"error":"forbidden"}"#);
+/// let marker = response.extensions().get::<UnrenderedError>().unwrap();
+/// assert_eq!(marker.error(), &ApiError::forbidden());
+/// ```
+#[derive(Clone, Debug)]
+pub struct UnrenderedError(ApiError);
+
+impl UnrenderedError {
+    /// `error` in the default dialect for a plain HTTP client, marked to be written again by
+    /// the contract layer the response passes through.
+    pub fn response(error: ApiError) -> Response<ErrorBody> {
+        let mut response = ErrorFormat::http().render(&Bulk, &error);
+        response.extensions_mut().remove::<RenderedError>();
+        response.extensions_mut().insert(UnrenderedError(error));
+        response
+    }
+
+    /// Marks a response built by hand as carrying `error`, to be written by the contract.
+    pub fn mark<B>(response: &mut Response<B>, error: ApiError) {
+        response.extensions_mut().remove::<RenderedError>();
+        response.extensions_mut().insert(UnrenderedError(error));
+    }
+
+    /// The error the response carries.
+    pub fn error(&self) -> &ApiError {
+        &self.0
+    }
+
+    /// The error, by value.
+    pub fn into_error(self) -> ApiError {
+        self.0
+    }
+}
+
 /// A JSON response with `status`, `content_type` and `body`.
 pub(crate) fn json_response(
     status: http::StatusCode,

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     body::{declared_length, ErrorBody, ResponseBody},
-    dialect::{Dialect, ErrorFormat, ProblemDetails, RenderedError, Wire},
+    dialect::{Dialect, ErrorFormat, ProblemDetails, RenderedError, UnrenderedError, Wire},
     error::ApiError,
     grpc,
 };
@@ -195,6 +195,13 @@ where
         }
     };
     let (parts, body) = response.into_parts();
+    let parts = match render_unrendered(parts, format, dialect) {
+        Ok(response) => {
+            state.set(State::Done);
+            return Some(response);
+        }
+        Err(parts) => parts,
+    };
     if !worth_reading(&parts, &body, format, limit) {
         state.set(State::Done);
         let error = understand(&parts, b"", format);
@@ -312,6 +319,21 @@ where
     }
     let error = understand(&parts, data.as_deref().unwrap_or_default(), format);
     rewrite(parts, &error, format, dialect)
+}
+
+/// The one rule for a handler's own error: a response carrying an
+/// [`UnrenderedError`](crate::dialect::UnrenderedError) is written again with the request's
+/// `format` and the layer's `dialect`, keeping the producer's headers (but not its body, which
+/// is dropped unread). Any other response is handed back.
+pub(crate) fn render_unrendered<B, D: Dialect>(
+    mut parts: response::Parts,
+    format: &ErrorFormat,
+    dialect: &D,
+) -> Result<Response<ResponseBody<B>>, response::Parts> {
+    match parts.extensions.remove::<UnrenderedError>() {
+        Some(unrendered) => Ok(rewrite(parts, unrendered.error(), format, dialect)),
+        None => Err(parts),
+    }
 }
 
 fn understand(parts: &response::Parts, body: &[u8], format: &ErrorFormat) -> ApiError {

@@ -134,6 +134,14 @@
 //! - Error bodies already in the request's dialect ([`Dialect::recognizes`]), e.g. a handler's
 //!   own `{"error": "object_not_found"}` on a bulk route: the same bytes and headers.
 //!
+//! # A handler's own error
+//!
+//! A response carrying an [`UnrenderedError`](crate::dialect::UnrenderedError) (what
+//! `http::Response::from(ApiError)` and, with the `axum` feature, a handler's `Err(ApiError)`
+//! produce) is written again from the error it carries, with the request's format and the
+//! layer's dialect, as the layers' own errors are: its body is never read, its headers other
+//! than those of the body are kept.
+//!
 //! # What is rewritten
 //!
 //! Every other response with a status of 400 or more. The status is kept as produced; the
@@ -229,6 +237,9 @@ mod layer;
 mod rejection;
 mod service;
 
+#[cfg(feature = "axum")]
+pub(crate) use self::rejection::data_error_at;
+pub(crate) use self::rejection::deserialize_error;
 pub use self::{
     classify::{BoxError, ClassifyError, DefaultClassifyError},
     future::ResponseFuture,

@@ -264,6 +264,35 @@ fn syntax_error(status: StatusCode, text: &str) -> ApiError {
 
 fn data_error(status: StatusCode, text: &str, query: Option<&str>) -> ApiError {
     let (location, message) = split_location(text);
+    data_error_at(status, location, message, query)
+}
+
+/// The contract error for serde_json failing on a value, `location` being the path of the
+/// failing value below it (serde_path_to_error's, `address.city`; empty at the value itself):
+/// `invalid_json` for a syntax error, else `validation_errors` with one field error. The typed
+/// path of the crate's extractors and of [`FieldError`]'s conversions, which know the path
+/// without reading any framework's text.
+pub(crate) fn deserialize_error(
+    status: StatusCode,
+    location: &str,
+    error: &serde_json::Error,
+    query: Option<&str>,
+) -> ApiError {
+    let text = error.to_string();
+    if error.is_syntax() || error.is_eof() {
+        return syntax_error(status, &text);
+    }
+    data_error_at(status, location, &text, query)
+}
+
+/// The contract error for a value a deserializer refused: `message` is the deserializer's own
+/// (serde's wording, `missing field `email``), `location` the path of the value.
+pub(crate) fn data_error_at(
+    status: StatusCode,
+    location: &str,
+    message: &str,
+    query: Option<&str>,
+) -> ApiError {
     let (message, _) = split_position(message);
     let (code, name) = classify_message(message);
     let (index, path) = split_index(location);
