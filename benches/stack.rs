@@ -309,9 +309,7 @@ async fn user_count_items(Json(items): Json<Vec<IgnoredAny>>) -> axum::response:
 }
 
 /// The user's handler doing the bench server's router's work (`Value`s) plus the check.
-async fn user_create_items(
-    Json(items): Json<Vec<serde_json::Value>>,
-) -> axum::response::Response {
+async fn user_create_items(Json(items): Json<Vec<serde_json::Value>>) -> axum::response::Response {
     if let Some(refusal) = too_many(items.len()) {
         return refusal;
     }
@@ -782,10 +780,19 @@ fn issue_targets(names: &[&str], stats: &[(f64, f64)]) {
         "| panic: full stack / trio | {} | ≤ 1.3 |",
         ratio("panic/full_stack", "panic/tower_http_trio")
     );
-    for group in ["valid_5_items", "bad_key", "6_items", "panic", "axum_router"] {
+    for group in [
+        "valid_5_items",
+        "bad_key",
+        "6_items",
+        "panic",
+        "axum_router",
+    ] {
         println!(
             "| {group}: full stack / user_axum | {} | ≤ 1 |",
-            ratio(&format!("{group}/full_stack"), &format!("{group}/user_axum"))
+            ratio(
+                &format!("{group}/full_stack"),
+                &format!("{group}/user_axum")
+            )
         );
     }
 }
@@ -832,9 +839,16 @@ fn allocs(n: usize) {
     for (name, allocations, bytes) in &counts {
         let (added_allocations, added_bytes) = bare(name).map_or_else(
             || (String::new(), String::new()),
-            |(a, b)| (format!("{:+.1}", allocations - a), format!("{:+.0}", bytes - b)),
+            |(a, b)| {
+                (
+                    format!("{:+.1}", allocations - a),
+                    format!("{:+.0}", bytes - b),
+                )
+            },
         );
-        println!("| {name} | {allocations:.1} | {bytes:.0} | {added_allocations} | {added_bytes} |");
+        println!(
+            "| {name} | {allocations:.1} | {bytes:.0} | {added_allocations} | {added_bytes} |"
+        );
     }
 }
 
