@@ -34,7 +34,8 @@
 //! (`valgrind --tool=cachegrind --cache-sim=no`, at two values of `n` to subtract the set-up) or
 //! a profiler (`valgrind --tool=callgrind`, `valgrind --tool=dhat`). `--allocs` prints every
 //! row's heap allocations and bytes per request, counted by the bench binary's own global
-//! allocator; `--list` prints the rows.
+//! allocator; `--list` prints the rows; `--build <group> <row> <n>` only builds the row's `n`
+//! requests, so that their building can be subtracted from `--count`'s figure.
 
 use std::{
     alloc::{GlobalAlloc, Layout, System},
@@ -660,7 +661,10 @@ fn stack(c: &mut Criterion) {
 
 /// `n` requests through one row, without criterion: instruction counters give figures that do
 /// not depend on what else the machine is doing.
-fn count(group: &str, row: &str, n: usize) {
+///
+/// With `build_only`, the `n` requests are built and not run (nor dropped): the counter's
+/// figure is then the cost of building them, to subtract from the row's.
+fn count(group: &str, row: &str, n: usize, build_only: bool) {
     let mut found = false;
     macro_rules! count_row {
         ($group:literal, $row:literal, $case:expr, $status:literal, $service:expr) => {
@@ -669,6 +673,12 @@ fn count(group: &str, row: &str, n: usize) {
                 let case = $case;
                 let mut service = $service;
                 let requests: Vec<_> = (0..n).map(|_| case.request()).collect();
+                if build_only {
+                    // Leaked rather than dropped: a service drops each request it is given,
+                    // so the drops belong to the row's figure, not to the building.
+                    black_box(Box::leak(requests.into_boxed_slice()));
+                    return;
+                }
                 for request in requests {
                     let (status, _) = run(&mut service, black_box(request));
                     assert_eq!(status.as_u16(), $status);
@@ -870,8 +880,9 @@ fn main() {
     std::panic::set_hook(Box::new(|_| {}));
     let args: Vec<String> = std::env::args().collect();
     match args.as_slice() {
-        [_, flag, group, row, n] if flag == "--count" => {
-            return count(group, row, n.parse().expect("a number of requests"));
+        [_, flag, group, row, n] if flag == "--count" || flag == "--build" => {
+            let n = n.parse().expect("a number of requests");
+            return count(group, row, n, flag == "--build");
         }
         [_, flag, rounds] if flag == "--interleaved" => {
             return interleaved(rounds.parse().expect("a number of rounds"));
