@@ -810,9 +810,10 @@ fn issue_targets(names: &[&str], stats: &[(f64, f64)]) {
 /// `--allocs <n>`: every row's heap allocations (and bytes asked for) per request, over `n`
 /// requests after a few of warm-up, counted by the global allocator. Building the requests and
 /// dropping the batch's vector are not counted; everything the service, its futures and its
-/// response body do, and the request's and response's own drops, are.
+/// response body do, and the request's and response's own drops, are. Also prints the size of
+/// the row's response future and response body, which each layer moves.
 fn allocs(n: usize) {
-    let mut counts: Vec<(String, f64, f64)> = Vec::new();
+    let mut counts: Vec<(String, f64, f64, (usize, usize))> = Vec::new();
     macro_rules! counted_row {
         ($group:literal, $row:literal, $case:expr, $status:literal, $service:expr) => {{
             let case = $case;
@@ -833,20 +834,23 @@ fn allocs(n: usize) {
                 format!("{}/{}", $group, $row),
                 ALLOCATIONS.load(Relaxed) as f64 / n as f64,
                 ALLOCATED_BYTES.load(Relaxed) as f64 / n as f64,
+                sizes(&service),
             ));
         }};
     }
     rows!(counted_row);
-    println!("| row | allocations | bytes | added allocations | added bytes |");
-    println!("| --- | ---: | ---: | ---: | ---: |");
+    println!(
+        "| row | allocations | bytes | added allocations | added bytes | future (bytes) | response body (bytes) |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     let bare = |name: &str| {
         let group = name.split('/').next().unwrap_or_default();
         counts
             .iter()
             .find(|(other, ..)| *other == format!("{group}/bare"))
-            .map(|(_, allocations, bytes)| (*allocations, *bytes))
+            .map(|(_, allocations, bytes, _)| (*allocations, *bytes))
     };
-    for (name, allocations, bytes) in &counts {
+    for (name, allocations, bytes, (future, body)) in &counts {
         let (added_allocations, added_bytes) = bare(name).map_or_else(
             || (String::new(), String::new()),
             |(a, b)| {
@@ -857,9 +861,17 @@ fn allocs(n: usize) {
             },
         );
         println!(
-            "| {name} | {allocations:.1} | {bytes:.0} | {added_allocations} | {added_bytes} |"
+            "| {name} | {allocations:.1} | {bytes:.0} | {added_allocations} | {added_bytes} | {future} | {body} |"
         );
     }
+}
+
+/// The sizes of a service's response future and response body: what every layer moves.
+fn sizes<S, B>(_: &S) -> (usize, usize)
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>>,
+{
+    (std::mem::size_of::<S::Future>(), std::mem::size_of::<B>())
 }
 
 /// `--list`: every row's group and name, as `--count` takes them.
