@@ -218,12 +218,16 @@ async fn panicking_handler<B>(request: Request<B>) -> Result<Response<Full<Bytes
     panic!("the handler panics on purpose")
 }
 
-/// The bench server's router: the same handler as `examples/bench_server.rs`.
+/// The bench server's router: the same handler as `examples/bench_server.rs`. Finished with
+/// `with_state(())`, as `axum::serve` does before it serves, so that the handler is turned into
+/// a route once and not on every request.
 fn router() -> Router {
     async fn create_items(Json(items): Json<Vec<serde_json::Value>>) -> Json<serde_json::Value> {
         Json(serde_json::json!({ "count": items.len() }))
     }
-    Router::new().route("/v1/items", post(create_items))
+    Router::new()
+        .route("/v1/items", post(create_items))
+        .with_state(())
 }
 
 /// The user's own record of a caller, as a hand-written auth middleware would keep it beside
@@ -323,13 +327,15 @@ async fn user_panics(request: axum::extract::Request) -> axum::response::Respons
 }
 
 /// What a user would otherwise write: the route behind the auth middleware, tower-http's body
-/// limit and catch panic, applied with `Router::layer` as axum's docs do.
+/// limit and catch panic, applied with `Router::layer` as axum's docs do, and finished with
+/// `with_state(())` as `axum::serve` does.
 fn user_axum(route: MethodRouter) -> Router {
     Router::new()
         .route("/v1/items", route)
         .layer(axum::middleware::from_fn_with_state(callers(), user_auth))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .with_state(())
 }
 
 fn key_store() -> InMemoryKeyStore {
