@@ -896,7 +896,8 @@ fn main() {
     // A panic's default report goes to stderr; both stacks catch the same panic, and the write
     // would weigh more than everything measured.
     std::panic::set_hook(Box::new(|_| {}));
-    let args: Vec<String> = std::env::args().collect();
+    // `cargo bench` appends `--bench` to the arguments it is given: the modes ignore it.
+    let args: Vec<String> = std::env::args().filter(|arg| arg != "--bench").collect();
     match args.as_slice() {
         [_, flag, group, row, n] if flag == "--count" || flag == "--build" => {
             let n = n.parse().expect("a number of requests");
