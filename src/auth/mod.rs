@@ -188,14 +188,23 @@
 //! when the key is unknown; store errors at `error` level.
 
 mod cache;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod db;
 mod future;
+mod issue;
 mod items;
 mod key;
 mod layer;
 mod memory;
 mod policy;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod principal;
+#[cfg(feature = "postgres")]
+mod revocation;
 mod service;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 mod store;
 
 pub use self::{
@@ -204,6 +213,9 @@ pub use self::{
         DEFAULT_NEGATIVE_TTL, DEFAULT_TTL,
     },
     future::ResponseFuture,
+    issue::{
+        GeneratedKey, KeyFormat, KeyFormatError, KeyRecord, KeyState, NewKey, DEFAULT_KEY_PREFIX,
+    },
     items::{
         AuthorizeItems, AuthorizeItemsFuture, AuthorizeItemsLayer, Item, ItemPolicy, SameAccount,
         DEFAULT_MAX_BODY_BYTES,
@@ -218,6 +230,16 @@ pub use self::{
     principal::Principal,
     service::Auth,
     store::{KeyStore, Lookup, StoreError},
+};
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use self::db::DEFAULT_TOUCH_INTERVAL;
+#[cfg(feature = "sqlite")]
+pub use self::sqlite::{SqliteKeyStore, SqliteLookup};
+#[cfg(feature = "postgres")]
+pub use self::{
+    postgres::{PostgresKeyStore, PostgresLookup},
+    revocation::RevocationWatch,
 };
 
 #[cfg(test)]
