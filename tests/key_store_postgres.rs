@@ -9,6 +9,7 @@
 mod key_stores_support;
 
 use std::{
+    io::Write as _,
     process::Command,
     sync::atomic::{AtomicUsize, Ordering},
     time::{Duration, Instant, SystemTime},
@@ -30,7 +31,10 @@ struct Schema {
 impl Schema {
     fn new() -> Option<Schema> {
         let Ok(url) = std::env::var(URL_VAR) else {
-            eprintln!(
+            // Straight to the process's stderr, past the test harness's capture, so the skip
+            // shows in every `cargo test` run.
+            let _ = writeln!(
+                std::io::stderr(),
                 "\n*** SKIPPED: {URL_VAR} is not set, so the PostgreSQL key store tests did not run \
                  (e.g. {URL_VAR}=postgres://postgres@127.0.0.1:5432/test) ***\n"
             );
