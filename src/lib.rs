@@ -95,7 +95,15 @@
 //!
 //! # Features
 //!
-//! None: the crate has no optional parts, and depends on no web framework.
+//! All off by default: the core depends on no web framework and no database.
+//!
+//! | feature | adds | brings in |
+//! | --- | --- | --- |
+//! | `sqlite` | `auth::SqliteKeyStore`: issued keys (digests only) in an SQLite file, for one instance; every lookup reads the file, so a key disabled by another process is refused on the next request | rusqlite (bundled SQLite), tokio |
+//! | `postgres` | `auth::PostgresKeyStore`: issued keys in PostgreSQL, for many instances, and `auth::RevocationWatch`, which brings each change to every instance's `CachedKeyStore` through `LISTEN`/`NOTIFY` within milliseconds | tokio-postgres, deadpool-postgres, tokio |
+//!
+//! Key issuance itself ([`auth::KeyFormat`], [`auth::NewKey`]) is in the core: prefixed keys
+//! of 256 random bits with a checksum.
 //!
 //! # Rendering an error by hand
 //!

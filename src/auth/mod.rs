@@ -179,6 +179,25 @@
 //! cache hit) gives it through [`KeyStore::lookup_now`], and the layer then decides and calls
 //! the inner service without building a future at all.
 //!
+//! # Issuing keys, and keys in a database
+//!
+//! [`KeyFormat::generate`] makes a key `<prefix>_<64 hex digits><8 hex digits>`: 256 bits from
+//! the operating system's random source, then a CRC-32 of everything before it. The prefix
+//! (chosen by the operator, `sk` by default) lets secret scanners spot a leaked key; the
+//! checksum lets a store refuse a mistyped key without a database round trip (the answer is
+//! given by [`KeyStore::lookup_now`], so the layer builds no future for it). A key id (public,
+//! safe to log) comes with it; the secret is shown once, and only its SHA-256 digest is kept.
+//!
+//! With the `sqlite` feature, `SqliteKeyStore` keeps issued keys in an SQLite file; with
+//! `postgres`, `PostgresKeyStore` keeps them in PostgreSQL. Both run their own schema
+//! migration, store digests only, know expiry (`expires_at`), disable / enable / revoke and
+//! list keys (never a secret), and write a key's last use at most once per interval
+//! (`DEFAULT_TOUCH_INTERVAL`), never once per request. A PostgreSQL trigger announces every
+//! change on a `NOTIFY` channel; `PostgresKeyStore::watch` (or `cached`) makes each
+//! instance's [`CachedKeyStore`] forget a changed key as soon as it is announced. When the
+//! channel is down the cache falls back to its TTL, with a warning in the log, and the watch
+//! reconnects by itself.
+//!
 //! # Secrets
 //!
 //! The layer hashes the presented key once and stores look the digest up: no clear key is
