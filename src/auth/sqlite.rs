@@ -282,7 +282,15 @@ impl KeyStore for SqliteKeyStore {
             *key.digest(),
             self.settings.clone(),
         );
-        let task = tokio::task::spawn_blocking(move || {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            let answer = Err(StoreError::failed("SqliteKeyStore needs a tokio runtime"));
+            return SqliteLookup {
+                state: LookupState::Ready {
+                    answer: Some(answer),
+                },
+            };
+        };
+        let task = runtime.spawn_blocking(move || {
             let found = find(
                 &read.lock().unwrap_or_else(PoisonError::into_inner),
                 &digest,
