@@ -40,6 +40,8 @@ fn percentiles(name: &str, mut samples: Vec<Duration>) {
 
 fn main() {
     let runtime = Runtime::new().unwrap();
+    // Lookups start their work (SQLite's blocking task) when called, so inside the runtime.
+    let _runtime = runtime.enter();
     let dir = tempfile::tempdir().unwrap();
     let sqlite = runtime
         .block_on(SqliteKeyStore::open(dir.path().join("bench.db")))
