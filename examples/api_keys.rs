@@ -14,7 +14,6 @@
 
 #![allow(unreachable_pub)]
 
-#[allow(dead_code)]
 #[path = "bulk_api/keys.rs"]
 mod keys;
 
