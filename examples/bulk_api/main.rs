@@ -67,19 +67,20 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    match app::keys::from_args(db.as_deref(), &app::DEMO_KEYS).await {
+    // Printed after the banner: the first line stays `listening on …`.
+    let keys_line = match app::keys::from_args(db.as_deref(), &app::DEMO_KEYS).await {
         Ok(Some((keys, place))) => {
-            println!("{place}");
             app::keys::install(keys);
+            place
         }
         Ok(None) => {
-            println!("keys: in memory (build with `--features sqlite` to keep them in a database)")
+            "keys: in memory (build with `--features sqlite` to keep them in a database)".to_owned()
         }
         Err(message) => {
             eprintln!("{message}");
             std::process::exit(1);
         }
-    }
+    };
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => listener,
         Err(error) => {
@@ -92,6 +93,7 @@ async fn main() {
         .expect("a bound listener has an address");
     println!("listening on http://{bound}");
     println!("{}", app::banner(bound));
+    println!("{keys_line}");
     axum::serve(listener, axum::ServiceExt::into_make_service(app::app()))
         .with_graceful_shutdown(shutdown_signal())
         .await
