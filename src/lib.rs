@@ -95,8 +95,8 @@
 //!
 //! # Features
 //!
-//! The core (every layer, the dialects, the gRPC answers) depends on no web framework; the
-//! integrations are off by default.
+//! All off by default: the core (every layer, the dialects, the gRPC answers, key issuance)
+//! depends on no web framework and no database.
 //!
 //! - **`axum`**: handlers speak the contract. [`ApiError`] and the [`bulk`] builders are
 //!   `IntoResponse` (the error is written by the normalize layer in the request's dialect and
@@ -108,9 +108,17 @@
 //!   code as the message and the field errors as rich error details (`google.rpc.BadRequest`,
 //!   `google.rpc.ErrorInfo`, through `tonic-types`); `tonic::RequestExt::principal` for the
 //!   caller of a tonic method.
+//! - **`sqlite`**: `auth::SqliteKeyStore`, issued keys (digests only) in an SQLite file, for
+//!   one instance; every lookup reads the file, so a key disabled by another process is refused
+//!   on the next request. Brings in rusqlite (bundled SQLite) and tokio.
+//! - **`postgres`**: `auth::PostgresKeyStore`, issued keys in PostgreSQL, for many instances,
+//!   and `auth::RevocationWatch`, which brings each change to every instance's `CachedKeyStore`
+//!   through `LISTEN`/`NOTIFY` within milliseconds. Brings in tokio-postgres, deadpool-postgres
+//!   and tokio.
 //!
-//! Without a feature, the same rules hold through plain `http` types: an
-//! `http::Response<ErrorBody>` made from an [`ApiError`] carries an
+//! Key issuance itself ([`auth::KeyFormat`], [`auth::NewKey`]) is in the core: prefixed keys
+//! of 256 random bits with a checksum. Without a feature, the contract's rules hold through
+//! plain `http` types: an `http::Response<ErrorBody>` made from an [`ApiError`] carries an
 //! [`UnrenderedError`](dialect::UnrenderedError), written again by the normalize layer; the
 //! layers' gRPC answers carry the rich details ([`grpc::status_details`]); a
 //! [`RoleTable`](auth::RoleTable) keys roles by gRPC method path

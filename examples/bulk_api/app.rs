@@ -25,8 +25,17 @@ pub const DEMO_KEYS: [(&str, &str, &[&str], bool); 4] = [
     ("demo_other", "acct_456", &["read", "write"], true),
 ];
 
-/// The demo's key store.
-pub fn key_store() -> InMemoryKeyStore {
+#[path = "keys.rs"]
+pub mod keys;
+
+/// The demo's key store: the database the server opened from `--db` (see `keys.rs`), else
+/// the demo keys in memory.
+pub fn key_store() -> keys::DemoKeys {
+    keys::installed().unwrap_or_else(|| keys::DemoKeys::Memory(memory_key_store()))
+}
+
+/// The demo keys in memory.
+pub fn memory_key_store() -> InMemoryKeyStore {
     let mut keys = KeySet::new();
     for (key, account, roles, active) in DEMO_KEYS {
         let principal = Principal::new(account)

@@ -140,6 +140,7 @@ pub async fn serve<S>(
 pub async fn run(
     addr: SocketAddr,
     settings: ServerSettings,
+    keys: &str,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
@@ -147,6 +148,7 @@ pub async fn run(
     println!("listening on http://{bound}");
     println!("{settings:?}");
     println!("{}", crate::app::banner(bound));
+    println!("{keys}");
     serve(listener, crate::app::app(), settings, shutdown).await;
     Ok(())
 }

@@ -192,6 +192,25 @@
 //! cache hit) gives it through [`KeyStore::lookup_now`], and the layer then decides and calls
 //! the inner service without building a future at all.
 //!
+//! # Issuing keys, and keys in a database
+//!
+//! [`KeyFormat::generate`] makes a key `<prefix>_<64 hex digits><8 hex digits>`: 256 bits from
+//! the operating system's random source, then a CRC-32 of everything before it. The prefix
+//! (chosen by the operator, `sk` by default) lets secret scanners spot a leaked key; the
+//! checksum lets a store refuse a mistyped key without a database round trip (the answer is
+//! given by [`KeyStore::lookup_now`], so the layer builds no future for it). A key id (public,
+//! safe to log) comes with it; the secret is shown once, and only its SHA-256 digest is kept.
+//!
+//! With the `sqlite` feature, `SqliteKeyStore` keeps issued keys in an SQLite file; with
+//! `postgres`, `PostgresKeyStore` keeps them in PostgreSQL. Both run their own schema
+//! migration, store digests only, know expiry (`expires_at`), disable / enable / revoke and
+//! list keys (never a secret), and write a key's last use at most once per interval
+//! (`DEFAULT_TOUCH_INTERVAL`), never once per request. A PostgreSQL trigger announces every
+//! change on a `NOTIFY` channel; `PostgresKeyStore::watch` (or `cached`) makes each
+//! instance's [`CachedKeyStore`] forget a changed key as soon as it is announced. When the
+//! channel is down the cache falls back to its TTL, with a warning in the log, and the watch
+//! reconnects by itself.
+//!
 //! # Secrets
 //!
 //! The layer hashes the presented key once and stores look the digest up: no clear key is
@@ -202,15 +221,24 @@
 
 mod authorize_items;
 mod cache;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod db;
 mod field_scan;
 mod future;
+mod issue;
 mod items;
 mod key;
 mod layer;
 mod memory;
 mod policy;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod principal;
+#[cfg(feature = "postgres")]
+mod revocation;
 mod service;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 mod store;
 
 pub use self::{
@@ -220,6 +248,9 @@ pub use self::{
         DEFAULT_NEGATIVE_TTL, DEFAULT_TTL,
     },
     future::ResponseFuture,
+    issue::{
+        GeneratedKey, KeyFormat, KeyFormatError, KeyRecord, KeyState, NewKey, DEFAULT_KEY_PREFIX,
+    },
     items::{Item, ItemPolicy, SameAccount, DEFAULT_MAX_BODY_BYTES},
     key::{
         parse_bearer, parse_key, ApiKey, KeyDigest, KeyError, KeyExtractor, ShortDigest,
@@ -231,6 +262,16 @@ pub use self::{
     principal::Principal,
     service::Auth,
     store::{KeyStore, Lookup, StoreError},
+};
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use self::db::DEFAULT_TOUCH_INTERVAL;
+#[cfg(feature = "sqlite")]
+pub use self::sqlite::{SqliteKeyStore, SqliteLookup};
+#[cfg(feature = "postgres")]
+pub use self::{
+    postgres::{PostgresKeyStore, PostgresLookup},
+    revocation::RevocationWatch,
 };
 
 #[cfg(test)]
