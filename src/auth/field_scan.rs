@@ -246,6 +246,12 @@ mod tests {
     }
 
     #[test]
+    fn a_typical_bulk_item_takes_the_fast_path() {
+        let item = br#"{"account_id":"acct_1","url":"https://hooks.example.com/1","email":"ops1@example.com"}"#;
+        assert_eq!(top_level_string(item, b"account_id"), Scan::Once(b"acct_1"));
+    }
+
+    #[test]
     fn finds_the_field_at_the_top_level_only() {
         let cases: &[(&str, Scan<'_>)] = &[
             (r#"{"account_id":"acct_1"}"#, Scan::Once(b"acct_1")),
