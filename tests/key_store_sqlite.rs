@@ -154,8 +154,13 @@ async fn expired_keys_are_unauthorized() {
         whoami(&client, addr, future.secret()).await.0,
         StatusCode::OK
     );
+    // Listed by creation time, then id: two keys made in the same second come in id order.
     let list = store.list().await.unwrap();
-    assert!(!list[0].is_usable_at(SystemTime::now()) && list[1].is_usable_at(SystemTime::now()));
+    let record = |id: &str| list.iter().find(|record| record.id == id).unwrap();
+    assert!(
+        !record(past.id()).is_usable_at(SystemTime::now())
+            && record(future.id()).is_usable_at(SystemTime::now())
+    );
 }
 
 /// Waits (bounded) for the background write of a key's last use.

@@ -185,7 +185,9 @@ impl SqliteKeyStore {
     pub async fn list(&self) -> Result<Vec<KeyRecord>, StoreError> {
         self.with_write(|conn| {
             let mut statement = conn
-                .prepare_cached(&format!("{SELECT} ORDER BY created_at, id"))
+                // `created_at` is in whole seconds: keys issued in the same second are
+                // listed in the order they were issued.
+                .prepare_cached(&format!("{SELECT} ORDER BY created_at, rowid"))
                 .map_err(error)?;
             let rows = statement.query_map([], record).map_err(error)?;
             rows.map(|row| row.map_err(error)?).collect()
