@@ -10,7 +10,7 @@
 use std::{
     convert::Infallible,
     error::Error,
-    fmt,
+    fmt, mem,
     pin::Pin,
     task::{Context, Poll},
 };
@@ -23,28 +23,58 @@ use pin_project_lite::pin_project;
 use crate::error::{ApiError, ErrorCode};
 
 /// The body of a contract error response: at most one chunk of bytes, never failing.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ErrorBody {
-    data: Option<Bytes>,
+    data: Data,
+}
+
+/// The bytes of an [`ErrorBody`]. Most refusals are one of the dialects' static bodies, kept
+/// as a bare slice so that [`ResponseBody::error`] can hold them without a box; `Static(b"")`
+/// is the empty body.
+#[derive(Clone)]
+enum Data {
+    Static(&'static [u8]),
+    Shared(Bytes),
 }
 
 impl ErrorBody {
     /// A body with no bytes (HEAD answers, gRPC trailers-only responses).
     pub fn empty() -> Self {
-        ErrorBody { data: None }
+        ErrorBody {
+            data: Data::Static(b""),
+        }
     }
 
     /// A body holding `data`.
     pub fn new(data: impl Into<Bytes>) -> Self {
         let data: Bytes = data.into();
+        if data.is_empty() {
+            return ErrorBody::empty();
+        }
         ErrorBody {
-            data: (!data.is_empty()).then_some(data),
+            data: Data::Shared(data),
+        }
+    }
+
+    /// A body holding bytes that live as long as the program: a dialect's body written once.
+    pub(crate) const fn from_static(data: &'static [u8]) -> Self {
+        ErrorBody {
+            data: Data::Static(data),
         }
     }
 
     /// The bytes not yet polled.
     pub fn as_bytes(&self) -> &[u8] {
-        self.data.as_deref().unwrap_or_default()
+        match &self.data {
+            Data::Static(data) => data,
+            Data::Shared(data) => data,
+        }
+    }
+}
+
+impl Default for ErrorBody {
+    fn default() -> Self {
+        ErrorBody::empty()
     }
 }
 
@@ -64,11 +94,16 @@ impl Body for ErrorBody {
         mut self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.data.take().map(|data| Ok(Frame::data(data))))
+        let data = match mem::replace(&mut self.data, Data::Static(b"")) {
+            Data::Static(b"") => return Poll::Ready(None),
+            Data::Static(data) => Bytes::from_static(data),
+            Data::Shared(data) => data,
+        };
+        Poll::Ready(Some(Ok(Frame::data(data))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.data.is_none()
+        self.as_bytes().is_empty()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -88,6 +123,9 @@ pin_project! {
     #[project = KindProj]
     enum Kind<B> {
         Inner { #[pin] body: B },
+        // A static body (the common refusal: a bad key, too many items) inline, as two words:
+        // no allocation per refusal (`benches/stack.rs`, `bad_key`).
+        Static { data: &'static [u8] },
         // Boxed: an inline `ErrorBody` (four words) would make every response carrying an inner
         // body that much larger, and responses are moved several times on their way out.
         Error { body: Box<ErrorBody> },
@@ -104,16 +142,18 @@ impl<B> ResponseBody<B> {
 
     /// A contract error body.
     pub fn error(body: ErrorBody) -> Self {
-        ResponseBody {
-            kind: Kind::Error {
+        let kind = match body.data {
+            Data::Static(data) => Kind::Static { data },
+            Data::Shared(_) => Kind::Error {
                 body: Box::new(body),
             },
-        }
+        };
+        ResponseBody { kind }
     }
 
     /// Whether this is a contract error body rather than the inner service's.
     pub fn is_error(&self) -> bool {
-        matches!(self.kind, Kind::Error { .. })
+        !matches!(self.kind, Kind::Inner { .. })
     }
 }
 
@@ -127,6 +167,10 @@ impl<B> fmt::Debug for ResponseBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             Kind::Inner { .. } => f.write_str("ResponseBody::Inner(..)"),
+            Kind::Static { data } => f
+                .debug_tuple("ResponseBody::Error")
+                .field(&ErrorBody::from_static(data))
+                .finish(),
             Kind::Error { body } => f.debug_tuple("ResponseBody::Error").field(&**body).finish(),
         }
     }
@@ -146,6 +190,9 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         match self.project().kind.project() {
             KindProj::Inner { body } => body.poll_frame(cx),
+            KindProj::Static { data } => Poll::Ready(
+                (!data.is_empty()).then(|| Ok(Frame::data(Bytes::from_static(mem::take(data))))),
+            ),
             KindProj::Error { body } => Pin::new(&mut **body)
                 .poll_frame(cx)
                 .map(|frame| frame.map(|result| result.map_err(|never| match never {}))),
@@ -156,6 +203,7 @@ where
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Inner { body } => body.is_end_stream(),
+            Kind::Static { data } => data.is_empty(),
             Kind::Error { body } => body.is_end_stream(),
         }
     }
@@ -164,6 +212,7 @@ where
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Inner { body } => body.size_hint(),
+            Kind::Static { data } => SizeHint::with_exact(data.len() as u64),
             Kind::Error { body } => body.size_hint(),
         }
     }

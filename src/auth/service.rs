@@ -4,7 +4,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response};
 use tower_service::Service;
 
 use super::{
@@ -113,15 +113,11 @@ where
             }
             Refusal::StoreFailed { unavailable: false } => ApiError::server_error(),
         };
-        let mut response = ErrorFormat::for_request(request).render(&self.dialect, &error);
-        if let Refusal::Unauthorized { presented: true } = refusal {
-            if response.status() == StatusCode::UNAUTHORIZED {
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, INVALID_TOKEN);
-            }
-        }
-        response
+        let challenge = match refusal {
+            Refusal::Unauthorized { presented: true } => Some(INVALID_TOKEN),
+            _ => None,
+        };
+        ErrorFormat::for_request(request).render_owned(&self.dialect, error, challenge)
     }
 }
 

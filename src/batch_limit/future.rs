@@ -32,6 +32,8 @@ pin_project! {
         #[pin]
         state: State<S, S::Future, B, C::Count>,
         shared: Option<Arc<Shared<D, C, I>>>,
+        // `Shared::hand_on_panics`, for the states that do not keep `shared`.
+        hand_on: bool,
     }
 }
 
@@ -41,6 +43,9 @@ pin_project! {
         Reading { #[pin] body: B, job: Option<Job<S, K>> },
         Calling { #[pin] future: F },
         Answering { response: Option<Response<ErrorBody>> },
+        // The application panicked and the panic was handed on (`catch_panic::hand_on`): the
+        // contract's catch-panic part answers it and drops this future unpolled.
+        HandedOn,
     }
 }
 
@@ -113,11 +118,23 @@ where
         ResponseFuture {
             state: State::Calling { future },
             shared: None,
+            hand_on: false,
+        }
+    }
+
+    /// Calls `service` with `request`; with `hand_on`, a panic in the call is handed on.
+    #[inline]
+    pub(crate) fn call(service: &mut S, request: Request<RequestBody<B>>, hand_on: bool) -> Self {
+        ResponseFuture {
+            state: call(service, request, hand_on),
+            shared: None,
+            hand_on,
         }
     }
 
     pub(crate) fn reading(body: B, job: Job<S, C::Count>, shared: Arc<Shared<D, C, I>>) -> Self {
         ResponseFuture {
+            hand_on: shared.hand_on_panics,
             state: State::Reading {
                 body,
                 job: Some(job),
@@ -135,7 +152,34 @@ where
                 response: Some(refuse(head, dialect, error)),
             },
             shared: None,
+            hand_on: false,
         }
+    }
+}
+
+/// The state calling `service` leaves: its future, or `HandedOn` after a panic handed on.
+#[inline]
+fn call<S, B, K>(
+    service: &mut S,
+    request: Request<RequestBody<B>>,
+    hand_on: bool,
+) -> State<S, S::Future, B, K>
+where
+    S: Service<Request<RequestBody<B>>>,
+{
+    if !hand_on {
+        return State::Calling {
+            future: service.call(request),
+        };
+    }
+    // The future lands in this frame rather than going through `catch_unwind`'s return value.
+    let mut future = None;
+    if crate::catch_panic::hand_on(|| future = Some(service.call(request))) {
+        return State::HandedOn;
+    }
+    match future {
+        Some(future) => State::Calling { future },
+        None => unreachable!("the call returned"),
     }
 }
 
@@ -165,9 +209,23 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Calling { future } => {
-                    let response = ready!(future.poll(cx))?;
+                    let polled = if *this.hand_on {
+                        // The output lands in this frame rather than going through
+                        // `catch_unwind`'s return value, which would copy it once more.
+                        let mut polled = Poll::Pending;
+                        if crate::catch_panic::hand_on(|| polled = future.poll(cx)) {
+                            this.state.set(State::HandedOn);
+                            return Poll::Pending;
+                        }
+                        polled
+                    } else {
+                        future.poll(cx)
+                    };
+                    let response = ready!(polled)?;
                     return Poll::Ready(Ok(response.map(ResponseBody::inner)));
                 }
+                // Never polled: the catch-panic part around answers the panic, and drops this.
+                StateProj::HandedOn => return Poll::Pending,
                 StateProj::Answering { response } => {
                     let response = response.take().expect("polled after completion");
                     return Poll::Ready(Ok(response.map(ResponseBody::error)));
@@ -238,8 +296,7 @@ where
                             if let Some(items) = items {
                                 request.extensions_mut().insert(items);
                             }
-                            let future = service.call(request);
-                            this.state.set(State::Calling { future });
+                            this.state.set(call(&mut service, request, *this.hand_on));
                         }
                         Err(error) => {
                             let response = refuse(&head, &shared.dialect, &error);
@@ -264,6 +321,7 @@ where
             State::Reading { .. } => "reading",
             State::Calling { .. } => "calling",
             State::Answering { .. } => "answering",
+            State::HandedOn => "handed on",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)

@@ -190,6 +190,7 @@ impl<S, D: Clone, C: Clone, I: Clone> Layer<S> for BatchLimitLayer<D, C, I> {
                 dialect: self.dialect.clone(),
                 counter: self.counter.clone(),
                 inspect: self.inspect.clone(),
+                hand_on_panics: false,
             }),
         )
     }
@@ -215,6 +216,9 @@ pub(crate) struct Shared<D, C, I = ()> {
     pub(crate) dialect: D,
     pub(crate) counter: C,
     pub(crate) inspect: I,
+    /// Inside a [`Contract`](crate::Contract): the application's panics are caught around it
+    /// and handed to the contract's catch-panic part (`catch_panic::hand_on`).
+    pub(crate) hand_on_panics: bool,
 }
 
 impl<D, C, I> Shared<D, C, I> {
@@ -241,6 +245,7 @@ impl Shared<Bulk, DefaultCounter> {
             dialect: Bulk,
             counter: DefaultCounter::new(),
             inspect: (),
+            hand_on_panics: false,
         }
     }
 }

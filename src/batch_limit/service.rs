@@ -50,6 +50,16 @@ impl<S, D, C, I> BatchLimit<S, D, C, I> {
         &self.shared
     }
 
+    /// Catches the application's panics around it and hands them to the contract's
+    /// catch-panic part (`catch_panic::hand_on`); only the contract, which has that part
+    /// around this one, asks for it.
+    pub(crate) fn hand_on_panics(mut self) -> Self {
+        Arc::get_mut(&mut self.shared)
+            .expect("asked of a service just made")
+            .hand_on_panics = true;
+        self
+    }
+
     crate::macros::define_inner_service_accessors!();
 }
 
@@ -98,7 +108,11 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let shared = &self.shared;
         let Some(max_items) = shared.limit(request.method()) else {
-            return ResponseFuture::calling(self.inner.call(request.map(RequestBody::streaming)));
+            return ResponseFuture::call(
+                &mut self.inner,
+                request.map(RequestBody::streaming),
+                shared.hand_on_panics,
+            );
         };
         let (head, body) = request.into_parts();
         let count = match shared
@@ -108,7 +122,7 @@ where
             Start::Count(count) => count,
             Start::Pass => {
                 let request = Request::from_parts(head, RequestBody::streaming(body));
-                return ResponseFuture::calling(self.inner.call(request));
+                return ResponseFuture::call(&mut self.inner, request, shared.hand_on_panics);
             }
             Start::Refuse(error) => return ResponseFuture::refused(&head, &shared.dialect, &error),
         };
@@ -127,7 +141,7 @@ where
                     if let Some(items) = items {
                         request.extensions_mut().insert(items);
                     }
-                    ResponseFuture::calling(self.inner.call(request))
+                    ResponseFuture::call(&mut self.inner, request, shared.hand_on_panics)
                 }
                 Err(error) => ResponseFuture::refused(&head, &shared.dialect, &error),
             };

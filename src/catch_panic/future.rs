@@ -1,4 +1,4 @@
-use crate::catch_panic::hook::catching;
+use crate::catch_panic::hook::{catching, take_handed_on};
 use std::{
     fmt,
     future::Future,
@@ -90,7 +90,11 @@ where
                 let mut polled = Poll::Pending;
                 let caught = catching(|| polled = future.poll(cx));
                 match caught.map(|()| polled) {
-                    Ok(Poll::Pending) => return Poll::Pending,
+                    // Pending may be a panic caught deeper in a contract (see `hook::hand_on`).
+                    Ok(Poll::Pending) => match take_handed_on() {
+                        None => return Poll::Pending,
+                        Some(payload) => (payload, context.take()),
+                    },
                     Ok(Poll::Ready(output)) => {
                         let context = context.take().expect("future polled after completion");
                         let body_context = BodyContext {

@@ -2,6 +2,7 @@
 //! default one prints the message to stderr.
 
 use std::{
+    any::Any,
     cell::Cell,
     panic::{self, AssertUnwindSafe, PanicHookInfo},
     sync::Once,
@@ -13,6 +14,36 @@ thread_local! {
     /// How many of the layer's `catch_unwind`s are running on this thread: a panic while it
     /// is above zero is one the layer is about to catch and answer.
     static CATCHING: Cell<usize> = const { Cell::new(0) };
+
+    /// A panic of the application caught right around it by the contract's innermost part,
+    /// waiting for the contract's catch-panic part to answer it (see [`hand_on`]).
+    static HANDED_ON: Cell<Option<Box<dyn Any + Send>>> = const { Cell::new(None) };
+}
+
+/// Runs `f`, which calls or polls the application inside a [`Contract`](crate::Contract);
+/// returns `true` if it panicked. The panic is then kept for the contract's catch-panic part,
+/// which takes it ([`take_handed_on`]) as soon as the call or poll it is running returns, and
+/// answers and logs it exactly as if it had unwound that far.
+///
+/// Caught here, the panic unwinds only through the application's frames rather than through
+/// every part of the contract, each of which has its own cleanup to run (`benches/stack.rs`,
+/// `panic`: the unwinding was most of a panic's cost). The panic is already inside the
+/// catch-panic part's own `catch_unwind`, so the quiet hook sees it as request handling.
+#[inline]
+pub(crate) fn hand_on(f: impl FnOnce()) -> bool {
+    match panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(()) => false,
+        Err(payload) => {
+            HANDED_ON.with(|slot| slot.set(Some(payload)));
+            true
+        }
+    }
+}
+
+/// The panic [`hand_on`] caught while the catch-panic part's inner service ran, if any.
+#[inline]
+pub(super) fn take_handed_on() -> Option<Box<dyn Any + Send>> {
+    HANDED_ON.with(Cell::take)
 }
 
 /// Runs `f` under `catch_unwind`, marked as request handling for [`install_quiet_hook`].

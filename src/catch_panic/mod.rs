@@ -143,6 +143,7 @@ mod hook;
 mod layer;
 mod service;
 
+pub(crate) use crate::catch_panic::hook::hand_on;
 use crate::catch_panic::hook::catching;
 use std::{any::Any, fmt};
 

@@ -1,4 +1,4 @@
-use crate::catch_panic::hook::catching;
+use crate::catch_panic::hook::{catching, take_handed_on};
 use std::{
     fmt,
     task::{Context, Poll},
@@ -10,7 +10,7 @@ use http_body::Body;
 use tower_service::Service;
 
 use super::{
-    answer, future::PanicContext, head::RequestHead, CatchPanicLayer, DefaultResponseForPanic,
+    answer, drop_guarded, future::PanicContext, head::RequestHead, CatchPanicLayer, DefaultResponseForPanic,
     OnPanic, PanicStage, ResponseBody, ResponseForPanic, ResponseFuture, TypeName,
 };
 use crate::{
@@ -82,6 +82,15 @@ where
         let mut future = None;
         let caught = catching(|| {
             future = request.take().map(|request| self.inner.call(request));
+        });
+        // A panic caught deeper in a contract (see `hook::hand_on`) is answered as if it had
+        // unwound to here; the future it left is dropped unpolled.
+        let caught = caught.and_then(|()| match take_handed_on() {
+            None => Ok(()),
+            Some(payload) => {
+                drop_guarded(|| drop(future.take()));
+                Err(payload)
+            }
         });
         match caught.map(|()| future) {
             Ok(Some(future)) => ResponseFuture::new(

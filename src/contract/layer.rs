@@ -134,7 +134,7 @@ where
     type Service = ContractService<A::Service, D>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let body = self.body.layer(inner);
+        let body = self.body.layer(inner).hand_on_panics();
         let auth = self.auth.layer(body);
         ContractService::new(self.catch_panic.layer(self.normalize.layer(auth)))
     }

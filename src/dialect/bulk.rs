@@ -1,4 +1,3 @@
-use bytes::Bytes;
 use http::{HeaderMap, Response};
 use serde::Deserialize;
 
@@ -51,11 +50,15 @@ impl Dialect for Bulk {
     fn render(&self, error: &ApiError, _format: &ErrorFormat) -> Response<ErrorBody> {
         if error.index().is_none() {
             if let Some(body) = universal_body(error.code()) {
-                return json_response(error.status(), "application/json", Bytes::from_static(body));
+                return json_response(
+                    error.status(),
+                    "application/json",
+                    ErrorBody::from_static(body),
+                );
             }
         }
         let body = serde_json::to_vec(error).expect("an ApiError always serializes");
-        json_response(error.status(), "application/json", body.into())
+        json_response(error.status(), "application/json", ErrorBody::new(body))
     }
 
     fn recognizes(&self, headers: &HeaderMap, body: &[u8], _format: &ErrorFormat) -> bool {

@@ -152,7 +152,7 @@ impl Dialect for Coded {
             errors,
         };
         let body = serde_json::to_vec(&body).expect("a coded error always serializes");
-        json_response(error.status(), "application/json", body.into())
+        json_response(error.status(), "application/json", ErrorBody::new(body))
     }
 
     fn recognizes(&self, headers: &HeaderMap, body: &[u8], _format: &ErrorFormat) -> bool {

@@ -75,7 +75,6 @@ mod routes;
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::{header, request, uri::PathAndQuery, HeaderMap, HeaderValue, Method, Request, Response};
 
 pub use self::{bulk::Bulk, coded::Coded, problem::ProblemDetails, routes::DialectByPath};
@@ -232,6 +231,32 @@ impl ErrorFormat {
         dialect: &D,
         error: &ApiError,
     ) -> Response<ErrorBody> {
+        let mut response = self.render_untagged(dialect, error, None);
+        RenderedError::mark(&mut response, error);
+        response
+    }
+
+    /// [`ErrorFormat::render`] for an error the caller owns, which goes into the marker as it
+    /// is; `challenge`, when given, is the `WWW-Authenticate` of a 401 in place of whatever
+    /// the dialect or the default said. A refusal so writes each header once and clones
+    /// nothing (`benches/stack.rs`, `bad_key`).
+    pub(crate) fn render_owned<D: Dialect + ?Sized>(
+        &self,
+        dialect: &D,
+        error: ApiError,
+        challenge: Option<HeaderValue>,
+    ) -> Response<ErrorBody> {
+        let mut response = self.render_untagged(dialect, &error, challenge);
+        response.extensions_mut().insert(RenderedError(error));
+        response
+    }
+
+    fn render_untagged<D: Dialect + ?Sized>(
+        &self,
+        dialect: &D,
+        error: &ApiError,
+        challenge: Option<HeaderValue>,
+    ) -> Response<ErrorBody> {
         let mut response = match self.wire {
             Wire::Grpc => grpc::trailers_only(error),
             Wire::ProblemDetails => ProblemDetails::new().render(error, self),
@@ -243,21 +268,28 @@ impl ErrorFormat {
                 .headers_mut()
                 .insert(header::CONTENT_LENGTH, length);
             if response.status() == http::StatusCode::UNAUTHORIZED {
-                response
-                    .headers_mut()
-                    .entry(header::WWW_AUTHENTICATE)
-                    .or_insert(HeaderValue::from_static("Bearer"));
+                let headers = response.headers_mut();
+                match challenge {
+                    Some(challenge) => {
+                        headers.insert(header::WWW_AUTHENTICATE, challenge);
+                    }
+                    None => {
+                        headers
+                            .entry(header::WWW_AUTHENTICATE)
+                            .or_insert(DEFAULT_CHALLENGE);
+                    }
+                }
             }
             if self.head {
                 *response.body_mut() = ErrorBody::empty();
             }
         }
         response
-            .extensions_mut()
-            .insert(RenderedError(error.clone()));
-        response
     }
 }
+
+/// The `WWW-Authenticate` of a 401 whose producer gave none (RFC 6750 §3).
+const DEFAULT_CHALLENGE: HeaderValue = HeaderValue::from_static("Bearer");
 
 /// A `Content-Length` value. Error bodies are short: their lengths come from a table built once,
 /// so rendering a rejection does not allocate for it (`HeaderValue::from(usize)` does).
@@ -372,9 +404,9 @@ impl UnrenderedError {
 pub(crate) fn json_response(
     status: http::StatusCode,
     content_type: &'static str,
-    body: Bytes,
+    body: ErrorBody,
 ) -> Response<ErrorBody> {
-    let mut response = Response::new(ErrorBody::new(body));
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     response
         .headers_mut()
