@@ -11,7 +11,7 @@ use crate::dialect::{ErrorFormat, Wire};
 /// the path are copied, a path longer than fits being cut; the [`ErrorFormat`] is built from
 /// them only when a panic happens.
 #[derive(Clone, Copy)]
-pub(super) struct RequestHead {
+pub(crate) struct RequestHead {
     wire: Wire,
     /// An index in `METHODS`, or `EXTENSION` when the method's name starts `text`.
     method: u8,
@@ -41,6 +41,12 @@ static METHODS: [Method; 9] = [
 impl RequestHead {
     #[inline]
     pub(super) fn capture<B>(request: &Request<B>) -> Self {
+        Self::capture_on(request, Wire::for_headers(request.headers()))
+    }
+
+    /// The head of a request whose [`Wire`] was decided already.
+    #[inline]
+    pub(crate) fn capture_on<B>(request: &Request<B>, wire: Wire) -> Self {
         let mut text = [0; TEXT];
         let (method, extension_len) = match *request.method() {
             Method::GET => (0, 0),
@@ -57,7 +63,7 @@ impl RequestHead {
         let path = request.uri().path();
         let path_len = copy_cut(path, &mut text[extension_len..]);
         RequestHead {
-            wire: Wire::for_headers(request.headers()),
+            wire,
             method,
             extension_len: extension_len as u8,
             path_len: path_len as u8,

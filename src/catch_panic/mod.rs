@@ -149,7 +149,7 @@ use std::{any::Any, fmt};
 
 use http::{Method, Response};
 
-use self::head::RequestHead;
+pub(crate) use self::head::RequestHead;
 pub use self::{
     body::{BodyPanicked, ResponseBody},
     future::ResponseFuture,
@@ -362,7 +362,9 @@ where
     D: Dialect + ?Sized,
 {
     fn response_for_panic(&mut self, panic: &CaughtPanic<'_>, dialect: &D) -> Response<ErrorBody> {
-        panic.format().render(dialect, &ApiError::server_error())
+        panic
+            .format()
+            .render_owned(dialect, ApiError::server_error(), None)
     }
 }
 

@@ -76,12 +76,33 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         // Captured now: once the request is handed on, a panic leaves nothing to read it from.
         let head = RequestHead::capture(&request);
+        self.call_on(request, head, S::call)
+    }
+}
+
+impl<S, D, R, P> CatchPanic<S, D, R, P>
+where
+    D: Dialect + Clone,
+    R: ResponseForPanic<D> + Clone,
+    P: OnPanic + Clone,
+{
+    /// `call` for a request whose head is `head`, handing it to the inner service with
+    /// `call_inner`: the contract decides the request's wire once for this part and the next
+    /// (`ContractService::call`).
+    #[inline]
+    pub(crate) fn call_on<Req, F>(
+        &mut self,
+        request: Req,
+        head: RequestHead,
+        call_inner: impl FnOnce(&mut S, Req) -> F,
+    ) -> ResponseFuture<F, D, R, P> {
         // The request and the future stay in this frame rather than going through
         // `catch_unwind`'s closure and return value, which would copy each once more.
         let mut request = Some(request);
         let mut future = None;
+        let inner = &mut self.inner;
         let caught = catching(|| {
-            future = request.take().map(|request| self.inner.call(request));
+            future = request.take().map(|request| call_inner(inner, request));
         });
         // A panic caught deeper in a contract (see `hook::hand_on`) is answered as if it had
         // unwound to here; the future it left is dropped unpolled.

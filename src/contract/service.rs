@@ -7,12 +7,19 @@ use std::{
     task::{ready, Context, Poll},
 };
 
+use bytes::Bytes;
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use crate::{catch_panic::CatchPanic, normalize::Normalize};
+use crate::{
+    body::ResponseBody,
+    catch_panic::{self, CatchPanic, DefaultResponseForPanic, RequestHead},
+    dialect::{Dialect, Wire},
+    error::BoxError,
+    normalize::{self, DefaultClassifyError, Normalize},
+};
 
 /// The outer two parts of the contract, around the configured ones.
 type Outer<S, D> = CatchPanic<Normalize<S, Arc<D>>, Arc<D>>;
@@ -63,13 +70,31 @@ impl<S: fmt::Debug, D: fmt::Debug> fmt::Debug for ContractService<S, D> {
     }
 }
 
+/// The response future of the outer two parts, around the configured parts' future `F`
+/// whose body is `B`.
+type OuterFuture<F, B, D> = catch_panic::ResponseFuture<
+    normalize::ResponseFuture<F, B, Arc<D>, DefaultClassifyError>,
+    Arc<D>,
+    DefaultResponseForPanic,
+    (),
+>;
+
+/// The response body of the outer two parts, around the configured parts' body `B`.
+type OuterBody<B> = catch_panic::ResponseBody<ResponseBody<B>, ()>;
+
+// The bounds are those of the two outer parts' `Service` impls, spelled out: `call` hands
+// them the request with its wire decided once.
 impl<S, D, ReqBody, ResBody> Service<Request<ReqBody>> for ContractService<S, D>
 where
-    Outer<S, D>: Service<Request<ReqBody>, Response = Response<ResBody>, Error = Infallible>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Error: Into<BoxError>,
+    ResBody: Body<Data = Bytes>,
+    ResBody::Error: Into<BoxError>,
+    D: Dialect,
 {
-    type Response = Response<ContractBody<ResBody>>;
+    type Response = Response<ContractBody<OuterBody<ResBody>>>;
     type Error = Infallible;
-    type Future = ResponseFuture<<Outer<S, D> as Service<Request<ReqBody>>>::Future>;
+    type Future = ResponseFuture<OuterFuture<S::Future, ResBody, D>>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -78,8 +103,16 @@ where
 
     #[inline]
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // Decided once for the catch-panic part and the normalize part, which would otherwise
+        // each read `Content-Type` and `Accept` (`benches/stack.rs`, every row).
+        let wire = Wire::for_headers(request.headers());
+        let head = RequestHead::capture_on(&request, wire);
         ResponseFuture {
-            inner: self.inner.call(request),
+            inner: self
+                .inner
+                .call_on(request, head, |normalize, request| {
+                    normalize.call_on(request, wire)
+                }),
         }
     }
 }

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     body::ResponseBody,
-    dialect::{Bulk, Dialect, ErrorFormat},
+    dialect::{Bulk, Dialect, ErrorFormat, Wire},
 };
 
 /// Middleware that answers every error produced below it in the contract's shape.
@@ -115,7 +115,32 @@ where
     #[inline]
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         // Decided now: the request is gone once the inner service has it.
-        let format = ErrorFormat::for_request(&request);
+        let wire = Wire::for_headers(request.headers());
+        self.call_on(request, wire)
+    }
+}
+
+impl<S, D, C> Normalize<S, D, C>
+where
+    D: Clone,
+    C: Clone,
+{
+    /// `call` for a request whose [`Wire`] was decided already: the contract decides it once
+    /// for its catch-panic part and this one (`ContractService::call`).
+    #[inline]
+    pub(crate) fn call_on<ReqBody, ResBody>(
+        &mut self,
+        request: Request<ReqBody>,
+        wire: Wire,
+    ) -> ResponseFuture<S::Future, ResBody, D, C>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    {
+        let format = ErrorFormat::new(
+            wire,
+            request.method(),
+            request.uri().path_and_query().cloned(),
+        );
         let dialect = self.dialect.clone();
         let classify = self.classify.clone();
         match self.not_ready.take() {
