@@ -209,7 +209,11 @@ mod tests {
             );
             assert!(!in_headers(value), "{value}");
         }
-        for value in ["application/json", "  application/json; charset=utf-8", ";application/grpc"] {
+        for value in [
+            "application/json",
+            "  application/json; charset=utf-8",
+            ";application/grpc",
+        ] {
             assert!(!in_headers(value), "{value}");
         }
     }

@@ -143,8 +143,8 @@ mod hook;
 mod layer;
 mod service;
 
-pub(crate) use crate::catch_panic::hook::hand_on;
 use crate::catch_panic::hook::catching;
+pub(crate) use crate::catch_panic::hook::hand_on;
 use std::{any::Any, fmt};
 
 use http::{Method, Response};
@@ -505,4 +505,4 @@ impl<T: ?Sized> fmt::Debug for TypeName<T> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -10,8 +10,9 @@ use http_body::Body;
 use tower_service::Service;
 
 use super::{
-    answer, drop_guarded, future::PanicContext, head::RequestHead, CatchPanicLayer, DefaultResponseForPanic,
-    OnPanic, PanicStage, ResponseBody, ResponseForPanic, ResponseFuture, TypeName,
+    answer, drop_guarded, future::PanicContext, head::RequestHead, CatchPanicLayer,
+    DefaultResponseForPanic, OnPanic, PanicStage, ResponseBody, ResponseForPanic, ResponseFuture,
+    TypeName,
 };
 use crate::{
     dialect::{Bulk, Dialect},

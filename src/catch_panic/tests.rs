@@ -50,7 +50,7 @@ struct Secret(#[allow(dead_code)] u32);
 
 /// Collects what `tracing` writes while the guard is alive (on this thread).
 #[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Logs(Arc<Mutex<Vec<u8>>>);
 
 impl Logs {
     fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
@@ -66,7 +66,7 @@ impl Logs {
         (logs, guard)
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
 }
@@ -85,7 +85,7 @@ impl io::Write for Logs {
 /// Quiets the deliberate panics and collects what `tracing` writes on this thread. Every test
 /// that panics calls it first: `tracing` caches per call site whether anyone listens, and a call
 /// site first reached with no subscriber around could stay silent for a test that listens.
-fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
+pub(crate) fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
     quiet_deliberate_panics();
     Logs::capture()
 }

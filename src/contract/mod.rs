@@ -168,3 +168,6 @@ pub use self::{
     layer::Contract,
     service::{ContractBody, ContractService, ResponseFuture},
 };
+
+#[cfg(test)]
+mod tests;

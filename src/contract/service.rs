@@ -108,11 +108,9 @@ where
         let wire = Wire::for_headers(request.headers());
         let head = RequestHead::capture_on(&request, wire);
         ResponseFuture {
-            inner: self
-                .inner
-                .call_on(request, head, |normalize, request| {
-                    normalize.call_on(request, wire)
-                }),
+            inner: self.inner.call_on(request, head, |normalize, request| {
+                normalize.call_on(request, wire)
+            }),
         }
     }
 }

@@ -83,7 +83,11 @@ impl Dialect for ProblemDetails {
             validation_errors: error.validation_errors(),
         };
         let body = serde_json::to_vec(&problem).expect("a problem always serializes");
-        json_response(error.status(), "application/problem+json", ErrorBody::new(body))
+        json_response(
+            error.status(),
+            "application/problem+json",
+            ErrorBody::new(body),
+        )
     }
 
     fn recognizes(&self, headers: &HeaderMap, _body: &[u8], _format: &ErrorFormat) -> bool {
