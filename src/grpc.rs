@@ -32,7 +32,7 @@ const GRPC_MESSAGE_ESCAPES: &AsciiSet = &CONTROLS.add(b'%');
 /// This decides how an error is *answered*; whether a layer believes the label enough to skip
 /// a check is the layer's decision (see `SECURITY.md`).
 pub fn is_grpc(headers: &HeaderMap) -> bool {
-    crate::media::MediaType::is_grpc_in(headers)
+    crate::media::MediaType::of(headers).is_grpc()
 }
 
 /// Whether a response already carries a gRPC status (in its headers: trailers-only).

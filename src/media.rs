@@ -100,20 +100,6 @@ impl MediaType {
     pub fn is_grpc(self) -> bool {
         matches!(self, MediaType::Grpc(_))
     }
-
-    /// Whether `headers` declare a member of the gRPC family: `MediaType::of(headers).is_grpc()`,
-    /// asked of every request by each part that decides how to answer it. A gRPC value starts
-    /// `application/grpc` after leading whitespace, so a value without that `g` (`application/
-    /// json`) is answered without the whole parse (`benches/stack.rs`, `bad_key`).
-    pub(crate) fn is_grpc_in(headers: &HeaderMap) -> bool {
-        let Some(value) = headers.get(header::CONTENT_TYPE) else {
-            return false;
-        };
-        let value = value.as_bytes();
-        let start = value.trim_ascii_start();
-        const G: usize = b"application/".len();
-        start.len() > G && start[G].eq_ignore_ascii_case(&b'g') && Self::parse(value).is_grpc()
-    }
 }
 
 /// Whether `headers` declare exactly the media type `media_type` (`type/subtype`, compared
@@ -164,12 +150,6 @@ mod tests {
         " Application/Grpc-Web-Text ;foo=bar",
     ];
 
-    fn in_headers(value: &str) -> bool {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::CONTENT_TYPE, value.parse().unwrap());
-        MediaType::is_grpc_in(&headers)
-    }
-
     #[test]
     fn the_whole_grpc_family_is_grpc() {
         for spelling in GRPC_SPELLINGS {
@@ -177,9 +157,7 @@ mod tests {
                 MediaType::parse(spelling.as_bytes()).is_grpc(),
                 "{spelling}"
             );
-            assert!(in_headers(spelling), "{spelling}");
         }
-        assert!(!MediaType::is_grpc_in(&HeaderMap::new()));
         assert_eq!(
             MediaType::parse(b"application/grpc-web-text+proto"),
             MediaType::Grpc(GrpcFlavor::WebText)
@@ -207,14 +185,6 @@ mod tests {
                 MediaType::Other,
                 "{value}"
             );
-            assert!(!in_headers(value), "{value}");
-        }
-        for value in [
-            "application/json",
-            "  application/json; charset=utf-8",
-            ";application/grpc",
-        ] {
-            assert!(!in_headers(value), "{value}");
         }
     }
 
