@@ -274,11 +274,6 @@ where
 /// malformed value, one too large for a `u64`, or repeated values that disagree declare
 /// nothing, and the caller relies on the body's own size hint and byte limit instead.
 pub(crate) fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    // Every counted request asks: when no header is repeated, one lookup is the whole answer
-    // (`get_all` and its iterator cost twice as much).
-    if headers.len() == headers.keys_len() {
-        return parse_length(headers.get(http::header::CONTENT_LENGTH)?.as_bytes());
-    }
     let mut values = headers.get_all(http::header::CONTENT_LENGTH).iter();
     let first = parse_length(values.next()?.as_bytes())?;
     values
