@@ -1,4 +1,11 @@
 //! Batch limit benchmarks. See `BENCHMARKS.md`, section "Batch limit".
+//!
+//! `cargo bench --bench batch_limit` runs them under criterion. `--interleaved <rounds>`
+//! instead times the counter, serde's `IgnoredAny` and a naive comma scan on the
+//! 100,000-item array in turn, round after round, so that whatever else the machine does
+//! weighs on all three alike, and prints the fastest and median round of each and their
+//! ratios (criterion measures one after the other, and on a shared machine its ratios moved
+//! by a third between runs).
 use std::{
     convert::Infallible,
     future::Future,
@@ -8,7 +15,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_group, BatchSize, Criterion, Throughput};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use serde::de::IgnoredAny;
@@ -205,5 +212,74 @@ fn per_request(c: &mut Criterion) {
     group.finish();
 }
 
+/// `--interleaved <rounds>`: see the crate docs above.
+fn interleaved(rounds: usize) {
+    let body = array(100_000);
+    type Contender<'a> = (&'a str, Box<dyn Fn(&[u8]) -> usize + 'a>);
+    let contenders: [Contender<'_>; 3] = [
+        (
+            "item_counter",
+            Box::new(|body| count(body, ItemCounter::new())),
+        ),
+        (
+            "serde_ignored_any",
+            Box::new(|body| {
+                serde_json::from_slice::<Vec<IgnoredAny>>(body)
+                    .unwrap()
+                    .len()
+            }),
+        ),
+        ("naive_comma_scan", Box::new(naive_commas)),
+    ];
+    let mut times = vec![Vec::with_capacity(rounds); contenders.len()];
+    for round in 0..rounds {
+        for k in 0..contenders.len() {
+            let i = (k + round) % contenders.len();
+            let start = std::time::Instant::now();
+            black_box((contenders[i].1)(black_box(&body)));
+            times[i].push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let stats: Vec<(f64, f64)> = times
+        .iter_mut()
+        .map(|t| {
+            t.sort_by(f64::total_cmp);
+            (t[0], t[t.len() / 2])
+        })
+        .collect();
+    let gbps = |ms: f64| body.len() as f64 / (ms * 1e6);
+    println!(
+        "100,000 items, {} bytes, {rounds} interleaved rounds",
+        body.len()
+    );
+    println!("| contender | fastest (ms) | median (ms) | median GB/s |");
+    println!("| --- | ---: | ---: | ---: |");
+    for ((name, _), (fastest, median)) in contenders.iter().zip(&stats) {
+        println!(
+            "| {name} | {fastest:.2} | {median:.2} | {:.2} |",
+            gbps(*median)
+        );
+    }
+    for (other, target) in [(1, 5.0), (2, 1.0)] {
+        println!(
+            "counter speed / {}: {:.2}x fastest, {:.2}x median (target >= {target}x)",
+            contenders[other].0,
+            stats[other].0 / stats[0].0,
+            stats[other].1 / stats[0].1,
+        );
+    }
+}
+
 criterion_group!(benches, throughput, per_request);
-criterion_main!(benches);
+
+fn main() {
+    // `cargo bench` appends `--bench` to the arguments it is given: the mode ignores it.
+    let args: Vec<String> = std::env::args().filter(|arg| arg != "--bench").collect();
+    if let [_, flag, rounds] = args.as_slice() {
+        if flag == "--interleaved" {
+            return interleaved(rounds.parse().expect("a number of rounds"));
+        }
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
