@@ -107,15 +107,19 @@ where
         });
         // A panic caught deeper in a contract (see `hook::hand_on`) is answered as if it had
         // unwound to here; the future it left is dropped unpolled.
-        let caught = caught.and_then(|()| match take_handed_on() {
-            None => Ok(()),
-            Some(payload) => {
-                drop_guarded(|| drop(future.take()));
-                Err(payload)
-            }
-        });
-        match caught.map(|()| future) {
-            Ok(Some(future)) => ResponseFuture::new(
+        if let Err(payload) = caught.and_then(|()| take_handed_on().map_or(Ok(()), Err)) {
+            drop_guarded(|| drop(future.take()));
+            return ResponseFuture::answered(answer(
+                payload,
+                &head,
+                PanicStage::Call,
+                &self.dialect,
+                &mut self.response_for_panic,
+                &mut self.on_panic,
+            ));
+        }
+        match future {
+            Some(future) => ResponseFuture::new(
                 future,
                 PanicContext {
                     head,
@@ -124,15 +128,7 @@ where
                     on_panic: self.on_panic.clone(),
                 },
             ),
-            Ok(None) => unreachable!("the closure ran to its end"),
-            Err(payload) => ResponseFuture::answered(answer(
-                payload,
-                &head,
-                PanicStage::Call,
-                &self.dialect,
-                &mut self.response_for_panic,
-                &mut self.on_panic,
-            )),
+            None => unreachable!("the closure ran to its end"),
         }
     }
 }
