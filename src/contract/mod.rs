@@ -160,6 +160,10 @@
 //!   [`ResponseForPanic`](crate::catch_panic::ResponseForPanic) or
 //!   [`ClassifyError`](crate::normalize::ClassifyError) composes the separate layers, with
 //!   [`Contract::dialect`] for the dialect.
+//! - A panic of your service is caught right around it and answered by the catch-panic part
+//!   as if it had unwound that far (the same response, log line and stage), so the unwinding
+//!   does not cross the other parts; a panic in the contract's own parts, in a key store or in
+//!   a per-item policy unwinds to the catch-panic part as before.
 
 mod layer;
 mod service;
