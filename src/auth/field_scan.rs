@@ -32,7 +32,9 @@ pub(crate) fn top_level_string<'a>(item: &'a [u8], name: &[u8]) -> Scan<'a> {
 }
 
 /// The byte scan: what [`blocks::scan`] must agree with, and the answer when it has none.
-
+/// Kept out of line: most items never need it.
+#[cold]
+#[inline(never)]
 fn scan<'a>(item: &'a [u8], name: &[u8]) -> Option<Scan<'a>> {
     let mut at = skip_space(item, 0);
     if item.get(at) != Some(&b'{') {
