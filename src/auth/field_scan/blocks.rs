@@ -25,6 +25,12 @@ pub(super) fn scan<'a>(item: &'a [u8], name: &[u8]) -> Option<Scan<'a>> {
     if let Some(avx2) = crate::batch_limit::simd::Avx2::detect() {
         return avx2.scan(task);
     }
+    portable(task)
+}
+
+/// Out of line, so that the caller stays small where the vector path is taken.
+#[inline(never)]
+fn portable<'a>(task: Task<'a, '_>) -> Option<Scan<'a>> {
     task.run_with(Portable)
 }
 
@@ -240,6 +246,10 @@ impl<K: Classify> Find for Whole<'_, K> {
 
     #[inline(always)]
     fn plain(&self, start: usize, close: usize) -> bool {
+        // Most items have no escape, control character or non-ASCII byte at all.
+        if self.unplain == 0 {
+            return true;
+        }
         // `start <= close < 128`: `close` is a quote of the item.
         let range = (1u128 << close) - (1u128 << start);
         self.unplain & range == 0
