@@ -21,11 +21,20 @@ pub(crate) enum Scan<'a> {
     Unsure,
 }
 
+mod blocks;
+
 /// The value of the top-level field `name` of the JSON object `item`.
+#[inline]
 pub(crate) fn top_level_string<'a>(item: &'a [u8], name: &[u8]) -> Scan<'a> {
-    scan(item, name).unwrap_or(Scan::Unsure)
+    blocks::scan(item, name)
+        .or_else(|| scan(item, name))
+        .unwrap_or(Scan::Unsure)
 }
 
+/// The byte scan: what [`blocks::scan`] must agree with, and the answer when it has none.
+/// Kept out of line: most items never need it.
+#[cold]
+#[inline(never)]
 fn scan<'a>(item: &'a [u8], name: &[u8]) -> Option<Scan<'a>> {
     let mut at = skip_space(item, 0);
     if item.get(at) != Some(&b'{') {
@@ -229,7 +238,26 @@ mod tests {
         })
     }
 
+    /// The block scan, on whichever path, says what the byte scan says, or nothing.
+    fn blocks_agree(item: &[u8], name: &[u8]) {
+        let bytes = scan(item, name);
+        for (path, fast) in [
+            ("cpu", blocks::scan(item, name)),
+            ("portable", blocks::scan_portable(item, name)),
+        ] {
+            if let Some(fast) = fast {
+                assert_eq!(
+                    Some(fast),
+                    bytes,
+                    "{path}: {:?}",
+                    String::from_utf8_lossy(item)
+                );
+            }
+        }
+    }
+
     fn agrees(item: &str, name: &str) {
+        blocks_agree(item.as_bytes(), name.as_bytes());
         let scan = top_level_string(item.as_bytes(), name.as_bytes());
         let Some(reference) = parsed(item.as_bytes(), name) else {
             // Not an object serde accepts: the scan may say anything but a value serde would
@@ -251,6 +279,24 @@ mod tests {
     fn a_typical_bulk_item_takes_the_fast_path() {
         let item = br#"{"account_id":"acct_1","url":"https://hooks.example.com/1","email":"ops1@example.com"}"#;
         assert_eq!(top_level_string(item, b"account_id"), Scan::Once(b"acct_1"));
+    }
+
+    #[test]
+    fn the_block_scan_answers_for_typical_items_across_block_boundaries() {
+        let long = r#"{"account_id":"acct_1","url":"https://hooks.example.com/1","email":"ops1@example.com","tags":["a",{"b":"]"}],"n":-1.5e3,"ok":true}"#;
+        let short = r#"{"a":[{"b":"\"}"}],"account_id":"acct_1","n":null}"#;
+        // Shifted so that every string and bracket falls on each side of a block boundary, and
+        // the items are of every length around 64 and 128 bytes.
+        for (item, shift) in (0..130).flat_map(|shift| [(long, shift), (short, shift)]) {
+            let shifted = format!("{}{item}\n", " ".repeat(shift));
+            let fast = blocks::scan(shifted.as_bytes(), b"account_id");
+            assert_eq!(fast, Some(Scan::Once(b"acct_1")), "shift {shift}");
+            let portable = blocks::scan_portable(shifted.as_bytes(), b"account_id");
+            assert_eq!(portable, Some(Scan::Once(b"acct_1")), "shift {shift}");
+            agrees(&shifted, "account_id");
+            agrees(&shifted, "url");
+            agrees(&shifted, "tags");
+        }
     }
 
     #[test]
@@ -323,6 +369,38 @@ mod tests {
                 .collect();
             let item = format!("{{{}}}", body.join(sep));
             agrees(&item, "account_id");
+        }
+
+        #[test]
+        fn agrees_with_a_parser_on_long_spaced_objects(
+            fields in prop::collection::vec(("(account_id|id|a)", json_value(), 0usize..40), 0..6),
+            lead in 0usize..70,
+            padding in "[a-z\"\\\\]{0,90}",
+        ) {
+            // Whitespace and long strings of escapes move every token across block boundaries.
+            let body: Vec<String> = fields
+                .iter()
+                .map(|(key, value, space)| {
+                    format!("{}{}:{}", " ".repeat(*space), Value::from(key.as_str()), value)
+                })
+                .collect();
+            let pad = Value::from(padding.as_str());
+            let item = format!("{}{{\"p\":{pad},{}}}", "\n".repeat(lead), body.join(","));
+            agrees(&item, "account_id");
+            agrees(&item, "p");
+        }
+
+        #[test]
+        fn the_block_scan_agrees_with_the_byte_scan_on_arbitrary_bytes(
+            bytes in prop::collection::vec(prop::sample::select(&b"{}[]\",:\\ \n0123456789.eE-truefalsnl_acoid\x01\xe9"[..]), 0..200),
+            tail in prop::collection::vec(prop::sample::select(&b"{}[]\",:\\ "[..]), 0..8),
+        ) {
+            let mut item = br#"{"account_id":"x","a":""#.to_vec();
+            item.extend_from_slice(&bytes);
+            blocks_agree(&bytes, b"account_id");
+            blocks_agree(&item, b"account_id");
+            item.extend_from_slice(&tail);
+            blocks_agree(&item, b"account_id");
         }
 
         #[test]

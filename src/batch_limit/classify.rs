@@ -13,6 +13,9 @@ pub(crate) struct RawMasks {
     pub(crate) bracket: u64,
     /// A control character (below `0x20`), never allowed raw inside a string.
     pub(crate) ctrl: u64,
+    /// A byte of `0x80` or above: not ASCII. (The counter does not look; the per-item field
+    /// scan does.)
+    pub(crate) high: u64,
 }
 
 /// A way to classify a block.
@@ -71,6 +74,7 @@ impl Classify for Portable {
             masks.backslash |= gather(eq(x, b'\\')) << shift;
             masks.bracket |= gather(eq(folded, b'{') | eq(folded, b'}')) << shift;
             masks.ctrl |= gather(control(x)) << shift;
+            masks.high |= gather(x & HIGH) << shift;
         }
         masks
     }
@@ -92,6 +96,7 @@ pub(crate) fn reference(block: &[u8; 64]) -> RawMasks {
         backslash: mask(|b| b == b'\\'),
         bracket: mask(|b| matches!(b, b'[' | b']' | b'{' | b'}')),
         ctrl: mask(|b| b < 0x20),
+        high: mask(|b| b >= 0x80),
     }
 }
 

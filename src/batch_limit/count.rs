@@ -490,10 +490,10 @@ impl CountItems for DefaultCounter {
         Ok(Some(match count.kind {
             // No body: the query held all the items there are.
             CountKind::Json { counter } if counter.bytes_fed() == 0 => return Ok(None),
-            CountKind::Json { counter } => BulkItems::new(
+            CountKind::Json { counter } => BulkItems::from_spans(
                 body.clone(),
                 counter
-                    .finish()
+                    .finish_spans()
                     .map_err(|error| json_error(&error, &head.method, count.limit))?,
             ),
             CountKind::Grpc { messages } => BulkItems::protobuf(

@@ -2,9 +2,12 @@
 
 use std::{fmt, ops::Range, sync::Arc};
 
-use super::classify::{Classify, Portable};
 #[cfg(target_arch = "x86_64")]
 use super::simd::Avx2;
+use super::{
+    classify::{Classify, Portable},
+    spans::Spans,
+};
 
 /// How deeply a document may nest arrays and objects before the counter refuses it.
 ///
@@ -107,7 +110,7 @@ pub struct ItemCounter {
     count: usize,
     item_start: usize,
     top_end: usize,
-    spans: Vec<Range<usize>>,
+    spans: Spans,
     error: Option<CountError>,
 }
 
@@ -300,7 +303,7 @@ struct Masks {
 
 /// Bits `from..64`.
 #[inline(always)]
-fn from(from: usize) -> u64 {
+pub(crate) fn from(from: usize) -> u64 {
     if from >= 64 {
         0
     } else {
@@ -336,7 +339,7 @@ fn escapes(backslashes: u64, escape_next: bool, n: usize) -> (u64, bool) {
 /// escapes the byte after it, found with one subtraction over the runs that start on even
 /// and on odd bits.
 #[inline(always)]
-fn escapes_full(backslashes: u64, escape_next: bool) -> (u64, bool) {
+pub(crate) fn escapes_full(backslashes: u64, escape_next: bool) -> (u64, bool) {
     const ODD: u64 = 0xaaaa_aaaa_aaaa_aaaa;
     let carried = u64::from(escape_next);
     if backslashes == 0 {
@@ -357,7 +360,7 @@ fn is_whitespace(b: u8) -> bool {
 
 /// Bits `0..end`.
 #[inline(always)]
-fn below(end: usize) -> u64 {
+pub(crate) fn below(end: usize) -> u64 {
     if end >= 64 {
         u64::MAX
     } else {
@@ -400,7 +403,7 @@ impl ItemCounter {
             count: 0,
             item_start: 0,
             top_end: 0,
-            spans: Vec::new(),
+            spans: Spans::new(),
             error: None,
         }
     }
@@ -489,7 +492,13 @@ impl ItemCounter {
     /// Any error [`ItemCounter::feed`] returned; [`CountErrorKind::InvalidJson`] when the
     /// document is empty or incomplete; [`CountErrorKind::TooManyItems`] when, in field mode,
     /// the object counts as one item and the limit is zero.
-    pub fn finish(mut self) -> Result<Vec<Range<usize>>, CountError> {
+    pub fn finish(self) -> Result<Vec<Range<usize>>, CountError> {
+        self.finish_spans().map(Spans::into_vec)
+    }
+
+    /// [`ItemCounter::finish`], with the spans as they are kept: no allocation for a batch
+    /// within the default limits.
+    pub(crate) fn finish_spans(mut self) -> Result<Spans, CountError> {
         if let Some(error) = self.error.take() {
             return Err(error);
         }
@@ -530,7 +539,7 @@ impl ItemCounter {
 
     /// The spans of the items complete so far.
     pub fn spans(&self) -> &[Range<usize>] {
-        &self.spans
+        self.spans.as_slice()
     }
 
     /// How many bytes were fed.
@@ -1078,9 +1087,10 @@ impl ItemCounter {
                     "too many items",
                 ));
             }
-            if self.count == 0 {
-                // One allocation for the spans of a body within its limit.
-                self.spans.reserve(self.limit.saturating_add(1).min(64));
+            if self.count == 0 && self.limit <= 64 {
+                // At most one allocation for the spans of a body within its limit (none within
+                // the default limits, which fit inline).
+                self.spans.reserve(self.limit);
             }
             self.count += 1;
             self.item_start = pos;

@@ -186,16 +186,17 @@
 //! one span per item (16 bytes), and the counter stops at the first item past the limit, so a
 //! body of tiny items cannot grow the spans past the limit either.
 
-mod classify;
+pub(crate) mod classify;
 mod count;
 mod future;
 mod inspect;
-mod json;
+pub(crate) mod json;
 mod layer;
 mod query;
 mod service;
 #[cfg(target_arch = "x86_64")]
-mod simd;
+pub(crate) mod simd;
+mod spans;
 mod wire;
 
 use std::{borrow::Cow, fmt, ops::Range};
@@ -240,6 +241,8 @@ mod tests;
 
 use bytes::Bytes;
 
+use self::spans::Spans;
+
 /// What the batch limit layer learned about a bulk body, left in the request extensions so the
 /// per-item authorization and the handler can use it without parsing the body again.
 ///
@@ -261,7 +264,7 @@ use bytes::Bytes;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BulkItems {
     body: Bytes,
-    spans: Vec<Range<usize>>,
+    spans: Spans,
     protobuf: bool,
 }
 
@@ -272,8 +275,14 @@ impl BulkItems {
     ///
     /// If a span is out of `body`'s bounds.
     pub fn new(body: Bytes, spans: Vec<Range<usize>>) -> Self {
+        Self::from_spans(body, Spans::from(spans))
+    }
+
+    /// [`BulkItems::new`] with the spans as the counter keeps them.
+    pub(crate) fn from_spans(body: Bytes, spans: Spans) -> Self {
         assert!(
             spans
+                .as_slice()
                 .iter()
                 .all(|span| span.start <= span.end && span.end <= body.len()),
             "item spans must lie within the body"
@@ -301,12 +310,12 @@ impl BulkItems {
 
     /// How many items the body holds.
     pub fn len(&self) -> usize {
-        self.spans.len()
+        self.spans().len()
     }
 
     /// Whether the body holds no item.
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
+        self.spans().is_empty()
     }
 
     /// The whole body.
@@ -316,16 +325,16 @@ impl BulkItems {
 
     /// The byte range of each item within [`BulkItems::body`].
     pub fn spans(&self) -> &[Range<usize>] {
-        &self.spans
+        self.spans.as_slice()
     }
 
     /// The raw JSON of item `index`.
     pub fn get(&self, index: usize) -> Option<&[u8]> {
-        self.spans.get(index).map(|span| &self.body[span.clone()])
+        self.spans().get(index).map(|span| &self.body[span.clone()])
     }
 
     /// The raw JSON of each item, in request order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
-        self.spans.iter().map(|span| &self.body[span.clone()])
+        self.spans().iter().map(|span| &self.body[span.clone()])
     }
 }

@@ -62,25 +62,58 @@ impl Avx2 {
         ) -> Result<Progress, CountError> {
             // The state machine is inlined here, so the classification below is compiled with
             // AVX2 enabled and inlined into the block loop.
-            // SAFETY: this function only runs on a CPU with AVX2 (see the call below); `set1`
-            // only computes on registers. (Newer compilers call these intrinsics safe inside
-            // an AVX2 function; the block keeps older ones, down to 1.85, content.)
+            // SAFETY: this function only runs on a CPU with AVX2 (see the call below). (Newer
+            // compilers need no `unsafe` here; the block keeps older ones, down to 1.85,
+            // content.)
             #[allow(unused_unsafe)]
-            let constants = unsafe {
-                Constants {
-                    quote: _mm256_set1_epi8(b'"' as i8),
-                    backslash: _mm256_set1_epi8(b'\\' as i8),
-                    fold: _mm256_set1_epi8(0x20),
-                    open: _mm256_set1_epi8(b'{' as i8),
-                    close: _mm256_set1_epi8(b'}' as i8),
-                    control: _mm256_set1_epi8(0x1f),
-                }
-            };
+            let constants = unsafe { Constants::new() };
             counter.run(Avx2Run { constants }, chunk)
         }
         // SAFETY: `self` exists only if `is_x86_feature_detected!` found AVX2 and PCLMULQDQ,
         // so the CPU executes the instructions `run_avx2` is compiled with.
         unsafe { run_avx2(counter, chunk) }
+    }
+
+    /// Runs `scan` with AVX2 classification (the per-item field scan, `auth::field_scan`).
+    #[inline]
+    pub(crate) fn scan<S: Scan>(self, scan: S) -> S::Output {
+        #[target_feature(enable = "avx2,pclmulqdq")]
+        unsafe fn scan_avx2<S: Scan>(scan: S) -> S::Output {
+            // SAFETY: as in `run_avx2`.
+            #[allow(unused_unsafe)]
+            let constants = unsafe { Constants::new() };
+            scan.run(Avx2Run { constants })
+        }
+        // SAFETY: as in `Avx2::run`: the token proves AVX2 and PCLMULQDQ.
+        unsafe { scan_avx2(scan) }
+    }
+}
+
+/// Work done over blocks classified by whichever [`Classify`] the CPU allows; its `run` is
+/// `#[inline(always)]` so that it is compiled with the vector instructions enabled.
+pub(crate) trait Scan {
+    type Output;
+
+    fn run<K: Classify>(self, classifier: K) -> Self::Output;
+}
+
+impl Constants {
+    /// # Safety
+    ///
+    /// The CPU must support AVX2.
+    #[inline(always)]
+    unsafe fn new() -> Self {
+        // SAFETY: the caller guarantees AVX2; `set1` only computes on registers.
+        unsafe {
+            Constants {
+                quote: _mm256_set1_epi8(b'"' as i8),
+                backslash: _mm256_set1_epi8(b'\\' as i8),
+                fold: _mm256_set1_epi8(0x20),
+                open: _mm256_set1_epi8(b'{' as i8),
+                close: _mm256_set1_epi8(b'}' as i8),
+                control: _mm256_set1_epi8(0x1f),
+            }
+        }
     }
 }
 
@@ -101,6 +134,7 @@ impl Classify for Avx2Run {
                 backslash: join(low.1, high.1),
                 bracket: join(low.2, high.2),
                 ctrl: join(low.3, high.3),
+                high: join(low.4, high.4),
             }
         }
     }
@@ -121,13 +155,13 @@ fn join(low: i32, high: i32) -> u64 {
     u64::from(low as u32) | u64::from(high as u32) << 32
 }
 
-/// Quote, backslash, bracket and control-character masks of 32 bytes.
+/// Quote, backslash, bracket, control-character and non-ASCII masks of 32 bytes.
 ///
 /// # Safety
 ///
 /// The CPU must support AVX2.
 #[inline(always)]
-unsafe fn classify_half(c: &Constants, v: __m256i) -> (i32, i32, i32, i32) {
+unsafe fn classify_half(c: &Constants, v: __m256i) -> (i32, i32, i32, i32, i32) {
     // SAFETY: the caller guarantees AVX2; these intrinsics only compute on registers.
     unsafe {
         let quote = _mm256_cmpeq_epi8(v, c.quote);
@@ -145,6 +179,8 @@ unsafe fn classify_half(c: &Constants, v: __m256i) -> (i32, i32, i32, i32) {
             _mm256_movemask_epi8(backslash),
             _mm256_movemask_epi8(bracket),
             _mm256_movemask_epi8(ctrl),
+            // The high bit of each byte.
+            _mm256_movemask_epi8(v),
         )
     }
 }
@@ -153,17 +189,8 @@ unsafe fn classify_half(c: &Constants, v: __m256i) -> (i32, i32, i32, i32) {
 impl Avx2 {
     /// The classification outside the block loop, for tests.
     fn for_tests(self) -> Avx2Run {
-        // SAFETY: the token proves AVX2 support; `set1` only computes on registers.
-        let constants = unsafe {
-            Constants {
-                quote: _mm256_set1_epi8(b'"' as i8),
-                backslash: _mm256_set1_epi8(b'\\' as i8),
-                fold: _mm256_set1_epi8(0x20),
-                open: _mm256_set1_epi8(b'{' as i8),
-                close: _mm256_set1_epi8(b'}' as i8),
-                control: _mm256_set1_epi8(0x1f),
-            }
-        };
+        // SAFETY: the token proves AVX2 support.
+        let constants = unsafe { Constants::new() };
         Avx2Run { constants }
     }
 }
