@@ -433,6 +433,15 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_request_body_is_small_whatever_its_trailers() {
+        type Inner = Full<Bytes>;
+        assert!(
+            std::mem::size_of::<RequestBody<Inner>>()
+                <= std::mem::size_of::<Inner>() + 2 * std::mem::size_of::<usize>()
+        );
+    }
+
     #[tokio::test]
     async fn buffered_request_bodies_replay_data_and_trailers() {
         let mut trailers = HeaderMap::new();
