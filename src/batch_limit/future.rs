@@ -291,7 +291,7 @@ where
                         Ok((body, items)) => {
                             let mut request = Request::from_parts(
                                 head,
-                                RequestBody::buffered(body, trailers.map(|t| *t)),
+                                RequestBody::buffered_boxed(body, trailers),
                             );
                             if let Some(items) = items {
                                 request.extensions_mut().insert(items);

@@ -53,13 +53,19 @@ pin_project! {
 }
 
 impl<F, D, R, P> ResponseFuture<F, D, R, P> {
-    pub(super) fn new(future: F, context: PanicContext<D, R, P>) -> Self {
-        ResponseFuture {
-            kind: Kind::Waiting {
-                future,
-                context: Some(context),
-            },
-        }
+    /// A future to [`wait`](Self::wait) on the inner future with, once there is one.
+    #[inline]
+    pub(super) fn placeholder() -> Self {
+        ResponseFuture { kind: Kind::Done }
+    }
+
+    /// Waits on `future`, written in place (see `CatchPanic::call_on`).
+    #[inline]
+    pub(super) fn wait(&mut self, future: F, context: PanicContext<D, R, P>) {
+        self.kind = Kind::Waiting {
+            future,
+            context: Some(context),
+        };
     }
 
     pub(super) fn answered(response: Response<ErrorBody>) -> Self {

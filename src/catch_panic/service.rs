@@ -97,18 +97,28 @@ where
         head: RequestHead,
         call_inner: impl FnOnce(&mut S, Req) -> F,
     ) -> ResponseFuture<F, D, R, P> {
-        // The request and the future stay in this frame rather than going through
-        // `catch_unwind`'s closure and return value, which would copy each once more.
+        // The request stays in this frame rather than going through `catch_unwind`'s closure,
+        // and the inner future is written straight into the response future rather than
+        // through `catch_unwind`'s return value and this frame, each of which would copy it
+        // once more (`benches/stack.rs`, `valid_5_items full_stack`).
         let mut request = Some(request);
-        let mut future = None;
+        let mut future = ResponseFuture::placeholder();
+        let context = PanicContext {
+            head,
+            dialect: self.dialect.clone(),
+            response_for_panic: self.response_for_panic.clone(),
+            on_panic: self.on_panic.clone(),
+        };
         let inner = &mut self.inner;
         let caught = catching(|| {
-            future = request.take().map(|request| call_inner(inner, request));
+            if let Some(request) = request.take() {
+                future.wait(call_inner(inner, request), context);
+            }
         });
         // A panic caught deeper in a contract (see `hook::hand_on`) is answered as if it had
         // unwound to here; the future it left is dropped unpolled.
         if let Err(payload) = caught.and_then(|()| take_handed_on().map_or(Ok(()), Err)) {
-            drop_guarded(|| drop(future.take()));
+            drop_guarded(|| drop(future));
             return ResponseFuture::answered(answer(
                 payload,
                 &head,
@@ -118,18 +128,7 @@ where
                 &mut self.on_panic,
             ));
         }
-        match future {
-            Some(future) => ResponseFuture::new(
-                future,
-                PanicContext {
-                    head,
-                    dialect: self.dialect.clone(),
-                    response_for_panic: self.response_for_panic.clone(),
-                    on_panic: self.on_panic.clone(),
-                },
-            ),
-            None => unreachable!("the closure ran to its end"),
-        }
+        future
     }
 }
 
