@@ -22,13 +22,6 @@ pub(crate) struct RawMasks {
 pub(crate) trait Classify: Copy {
     fn classify(self, block: &[u8; 64]) -> RawMasks;
 
-    /// [`Classify::classify`] as the counter's block loop reads it: `high` may be left `0`
-    /// (the counter never looks at it), every other mask is exact.
-    #[inline(always)]
-    fn classify_structure(self, block: &[u8; 64]) -> RawMasks {
-        self.classify(block)
-    }
-
     /// Bit `i` is the parity of the bits `0..=i` of `x` (see [`prefix_xor`]).
     #[inline(always)]
     fn prefix_xor(self, x: u64) -> u64 {

@@ -1,6 +1,6 @@
 //! The streaming JSON item counter.
 
-use std::{fmt, ops::Range, sync::Arc};
+use std::{fmt, ops::Range, slice::ChunksExact, sync::Arc};
 
 #[cfg(target_arch = "x86_64")]
 use super::simd::Avx2;
@@ -254,6 +254,15 @@ fn block_at(chunk: &[u8], at: usize) -> &[u8; 64] {
     chunk[at..at + 64].try_into().expect("a block of 64 bytes")
 }
 
+/// The next block of a [`ChunksExact`] of 64 bytes: from an iterator rather than by index, so
+/// the hot loop has no bounds check.
+#[inline(always)]
+fn next_block<'a>(blocks: &mut ChunksExact<'a, u8>) -> Option<&'a [u8; 64]> {
+    blocks
+        .next()
+        .map(|block| block.try_into().expect("a block of 64 bytes"))
+}
+
 /// Where the hot loop is, as the state machine sees it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Between {
@@ -318,7 +327,7 @@ impl Text {
     /// control character in a string.
     #[inline(always)]
     fn masks<K: Classify>(&mut self, classifier: K, block: &[u8; 64]) -> Option<Masks> {
-        let raw = classifier.classify_structure(block);
+        let raw = classifier.classify(block);
         let (escaped, next_escaped) = escapes_full(raw.backslash, self.escape_next);
         if escaped & !(raw.quote | raw.backslash) != 0 {
             return None;
@@ -730,14 +739,15 @@ impl ItemCounter {
             escape_next: self.escape_next,
         };
         let (mut depth, mut stack) = (self.depth, self.stack);
-        // The block at `at` begins at byte `origin + at` of the body: one register fewer in
-        // the loop than a running offset.
+        // The block at `at` in the chunk begins at byte `origin + at` of the body: one
+        // register fewer in the loop than a running offset.
         let origin = self.offset - at;
+        // `at` is the position of the block last taken from `blocks`.
+        let mut blocks = chunk[at..full].chunks_exact(64);
         let stop = 'blocks: loop {
-            if at == full {
+            let Some(mut block) = next_block(&mut blocks) else {
                 break Quiet::Done;
-            }
-            let mut block = block_at(chunk, at);
+            };
             let Some(mut masks) = text.masks(classifier, block) else {
                 break Quiet::Redo(at);
             };
@@ -782,10 +792,10 @@ impl ItemCounter {
                 let j = match walk(block, brackets, &mut depth, &mut stack, base) {
                     Walk::Open => {
                         at += 64;
-                        if at == full {
+                        let Some(next) = next_block(&mut blocks) else {
                             break 'blocks Quiet::Done;
-                        }
-                        block = block_at(chunk, at);
+                        };
+                        block = next;
                         let Some(next) = text.masks(classifier, block) else {
                             break 'blocks Quiet::Redo(at);
                         };

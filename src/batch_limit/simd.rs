@@ -7,8 +7,8 @@
 
 use std::arch::x86_64::{
     __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_min_epu8, _mm256_movemask_epi8,
-    _mm256_or_si256, _mm256_set1_epi8, _mm256_testz_si256, _mm_clmulepi64_si128, _mm_cvtsi128_si64,
-    _mm_cvtsi64_si128, _mm_set1_epi8,
+    _mm256_or_si256, _mm256_set1_epi8, _mm_clmulepi64_si128, _mm_cvtsi128_si64, _mm_cvtsi64_si128,
+    _mm_set1_epi8,
 };
 
 use super::{
@@ -140,48 +140,6 @@ impl Classify for Avx2Run {
     }
 
     #[inline(always)]
-    fn classify_structure(self, block: &[u8; 64]) -> RawMasks {
-        // SAFETY: as in `classify`: AVX2 is proven by the `Avx2Run`, and the loads read the two
-        // halves of a 64-byte array.
-        unsafe {
-            let low = _mm256_loadu_si256(block.as_ptr().cast::<__m256i>());
-            let high = _mm256_loadu_si256(block.as_ptr().add(32).cast::<__m256i>());
-            let c = &self.constants;
-            let (low_ctrl, high_ctrl) = (control(c, low), control(c, high));
-            // Compact JSON has no control character at all: one test of both halves instead
-            // of two masks per block (`--interleaved` in `benches/batch_limit.rs`).
-            let any_ctrl = _mm256_testz_si256(
-                _mm256_or_si256(low_ctrl, high_ctrl),
-                _mm256_or_si256(low_ctrl, high_ctrl),
-            ) == 0;
-            let ctrl = if any_ctrl {
-                join(
-                    _mm256_movemask_epi8(low_ctrl),
-                    _mm256_movemask_epi8(high_ctrl),
-                )
-            } else {
-                0
-            };
-            RawMasks {
-                quote: join(
-                    _mm256_movemask_epi8(_mm256_cmpeq_epi8(low, c.quote)),
-                    _mm256_movemask_epi8(_mm256_cmpeq_epi8(high, c.quote)),
-                ),
-                backslash: join(
-                    _mm256_movemask_epi8(_mm256_cmpeq_epi8(low, c.backslash)),
-                    _mm256_movemask_epi8(_mm256_cmpeq_epi8(high, c.backslash)),
-                ),
-                bracket: join(
-                    _mm256_movemask_epi8(bracket(c, low)),
-                    _mm256_movemask_epi8(bracket(c, high)),
-                ),
-                ctrl,
-                high: 0,
-            }
-        }
-    }
-
-    #[inline(always)]
     fn prefix_xor(self, x: u64) -> u64 {
         // SAFETY: an `Avx2Run` only exists on a CPU with PCLMULQDQ; these intrinsics only compute on registers.
         // A carry-less multiplication by all ones is the running parity of the bits.
@@ -208,7 +166,14 @@ unsafe fn classify_half(c: &Constants, v: __m256i) -> (i32, i32, i32, i32, i32) 
     unsafe {
         let quote = _mm256_cmpeq_epi8(v, c.quote);
         let backslash = _mm256_cmpeq_epi8(v, c.backslash);
-        let (bracket, ctrl) = (bracket(c, v), control(c, v));
+        // `[` and `{` differ only in bit 0x20, like `]` and `}`.
+        let folded = _mm256_or_si256(v, c.fold);
+        let bracket = _mm256_or_si256(
+            _mm256_cmpeq_epi8(folded, c.open),
+            _mm256_cmpeq_epi8(folded, c.close),
+        );
+        // Unsigned `v <= 0x1f`.
+        let ctrl = _mm256_cmpeq_epi8(_mm256_min_epu8(v, c.control), v);
         (
             _mm256_movemask_epi8(quote),
             _mm256_movemask_epi8(backslash),
@@ -218,36 +183,6 @@ unsafe fn classify_half(c: &Constants, v: __m256i) -> (i32, i32, i32, i32, i32) 
             _mm256_movemask_epi8(v),
         )
     }
-}
-
-/// `0xff` in each byte of `v` that is a bracket.
-///
-/// # Safety
-///
-/// The CPU must support AVX2.
-#[inline(always)]
-unsafe fn bracket(c: &Constants, v: __m256i) -> __m256i {
-    // SAFETY: the caller guarantees AVX2; these intrinsics only compute on registers.
-    unsafe {
-        // `[` and `{` differ only in bit 0x20, like `]` and `}`.
-        let folded = _mm256_or_si256(v, c.fold);
-        _mm256_or_si256(
-            _mm256_cmpeq_epi8(folded, c.open),
-            _mm256_cmpeq_epi8(folded, c.close),
-        )
-    }
-}
-
-/// `0xff` in each byte of `v` that is a control character.
-///
-/// # Safety
-///
-/// The CPU must support AVX2.
-#[inline(always)]
-unsafe fn control(c: &Constants, v: __m256i) -> __m256i {
-    // SAFETY: the caller guarantees AVX2; these intrinsics only compute on registers.
-    // Unsigned `v <= 0x1f`.
-    unsafe { _mm256_cmpeq_epi8(_mm256_min_epu8(v, c.control), v) }
 }
 
 #[cfg(test)]
@@ -275,8 +210,6 @@ mod tests {
                 *slot = bytes[(i + shift) % 32] ^ (i as u8);
             }
             prop_assert_eq!(token.classify(&block), reference(&block));
-            let structure = RawMasks { high: 0, ..reference(&block) };
-            prop_assert_eq!(token.classify_structure(&block), structure);
             let x = u64::from_le_bytes(bytes[..8].try_into().unwrap()) ^ (shift as u64) << 60;
             prop_assert_eq!(token.prefix_xor(x), prefix_xor(x));
         }
@@ -293,17 +226,6 @@ mod tests {
                 *slot = start.wrapping_add(i as u8);
             }
             assert_eq!(token.classify(&block), reference(&block));
-            let structure = RawMasks {
-                high: 0,
-                ..reference(&block)
-            };
-            assert_eq!(token.classify_structure(&block), structure);
         }
-        // Blocks without a control character, where the vector path skips that mask.
-        let mut block = [b'a'; 64];
-        block[..8].copy_from_slice(b"\"[{}]\\ x");
-        assert_eq!(token.classify_structure(&block).ctrl, 0);
-        block[63] = b'\n';
-        assert_eq!(token.classify_structure(&block).ctrl, 1 << 63);
     }
 }
