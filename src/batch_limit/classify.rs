@@ -22,6 +22,12 @@ pub(crate) struct RawMasks {
 pub(crate) trait Classify: Copy {
     fn classify(self, block: &[u8; 64]) -> RawMasks;
 
+    /// Whether `block` has a control character: [`RawMasks::ctrl`] is not zero.
+    #[inline(always)]
+    fn has_control(self, block: &[u8; 64]) -> bool {
+        self.classify(block).ctrl != 0
+    }
+
     /// Bit `i` is the parity of the bits `0..=i` of `x` (see [`prefix_xor`]).
     #[inline(always)]
     fn prefix_xor(self, x: u64) -> u64 {

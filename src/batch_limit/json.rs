@@ -1,6 +1,6 @@
 //! The streaming JSON item counter.
 
-use std::{fmt, ops::Range, sync::Arc};
+use std::{fmt, ops::Range, slice::ChunksExact, sync::Arc};
 
 #[cfg(target_arch = "x86_64")]
 use super::simd::Avx2;
@@ -254,6 +254,15 @@ fn block_at(chunk: &[u8], at: usize) -> &[u8; 64] {
     chunk[at..at + 64].try_into().expect("a block of 64 bytes")
 }
 
+/// The next block of a [`ChunksExact`] of 64 bytes: from an iterator rather than by index, so
+/// the hot loop has no bounds check.
+#[inline(always)]
+fn next_block<'a>(blocks: &mut ChunksExact<'a, u8>) -> Option<&'a [u8; 64]> {
+    blocks
+        .next()
+        .map(|block| block.try_into().expect("a block of 64 bytes"))
+}
+
 /// Where the hot loop is, as the state machine sees it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Between {
@@ -290,6 +299,93 @@ fn next_item(block: &[u8; 64], mut i: usize, mut between: Between) -> Next {
         i += 1;
     }
     Next::More(between)
+}
+
+/// [`next_item`] right after an item, with the compact case first: `,{` or `,[` straight after
+/// it, as in every item of `benches/batch_limit.rs`, in two comparisons rather than the loop.
+#[inline(always)]
+fn after_item(block: &[u8; 64], i: usize) -> Next {
+    // `[` and `{` differ only in bit 0x20.
+    if i + 1 < 64 && block[i] == b',' && block[i + 1] | 0x20 == b'{' {
+        return Next::Item(i + 1);
+    }
+    next_item(block, i, Between::AfterItem)
+}
+
+/// The string and escape state carried from block to block by the hot loop.
+#[derive(Clone, Copy)]
+struct Text {
+    /// All ones while inside a string at the end of the last block.
+    in_string: u64,
+    /// The first byte of the next block is escaped.
+    escape_next: bool,
+}
+
+impl Text {
+    /// The masks of a full block, and the state after it; `None`, with the state untouched,
+    /// when the block needs the general path: an escape other than `\"` and `\\`, or a
+    /// control character in a string.
+    #[inline(always)]
+    fn masks<K: Classify>(&mut self, classifier: K, block: &[u8; 64]) -> Option<Masks> {
+        let raw = classifier.classify(block);
+        let (escaped, next_escaped) = escapes_full(raw.backslash, self.escape_next);
+        if escaped & !(raw.quote | raw.backslash) != 0 {
+            return None;
+        }
+        let quote = raw.quote & !escaped;
+        let string = classifier.prefix_xor(quote) ^ self.in_string;
+        // Compact JSON has no control character at all: one test of the block, and the mask
+        // only when there is one (`--interleaved` in `benches/batch_limit.rs`).
+        if classifier.has_control(block) && raw.ctrl & string != 0 {
+            return None;
+        }
+        self.in_string = ((string as i64) >> 63) as u64;
+        self.escape_next = next_escaped;
+        Some(Masks {
+            quote,
+            brackets: raw.bracket & !string,
+        })
+    }
+}
+
+/// Where [`walk`] stopped.
+enum Walk {
+    /// At the end of the block, the container still open.
+    Open,
+    /// At the bracket at this position that closes the container.
+    Closed(usize),
+    /// At a bracket for the general path: mismatched, or one level too deep.
+    Stop(usize),
+}
+
+/// Opens and closes the `brackets` of `block` in order, inside a skipped container that
+/// returns to depth `base` when it closes.
+#[inline(always)]
+fn walk(block: &[u8; 64], mut brackets: u64, depth: &mut u32, stack: &mut u128, base: u32) -> Walk {
+    while brackets != 0 {
+        let j = brackets.trailing_zeros() as usize;
+        brackets &= brackets - 1;
+        let b = block[j];
+        let object = u128::from(b >> 5 & 1);
+        // `[` and `{` have bit 0x02 set, `]` and `}` do not.
+        if b & 0x02 != 0 {
+            if *depth as usize == MAX_DEPTH {
+                return Walk::Stop(j);
+            }
+            *stack = *stack << 1 | object;
+            *depth += 1;
+            continue;
+        }
+        if *stack & 1 != object {
+            return Walk::Stop(j);
+        }
+        if *depth == base + 1 {
+            return Walk::Closed(j);
+        }
+        *stack >>= 1;
+        *depth -= 1;
+    }
+    Walk::Open
 }
 
 /// The masks the state machine walks, for one block.
@@ -640,47 +736,37 @@ impl ItemCounter {
             Between::Inside | Between::InString => self.skip_base,
         };
         let chain = chain && base == self.items_depth;
-        let (mut in_string, mut escape_next) = (self.in_string, self.escape_next);
+        let mut text = Text {
+            in_string: self.in_string,
+            escape_next: self.escape_next,
+        };
         let (mut depth, mut stack) = (self.depth, self.stack);
-        let mut offset = self.offset;
+        // The block at `at` in the chunk begins at byte `origin + at` of the body: one
+        // register fewer in the loop than a running offset.
+        let origin = self.offset - at;
+        // `at` is the position of the block last taken from `blocks`.
+        let mut blocks = chunk[at..full].chunks_exact(64);
         let stop = 'blocks: loop {
-            if at == full {
+            let Some(mut block) = next_block(&mut blocks) else {
                 break Quiet::Done;
-            }
-            let block = block_at(chunk, at);
-            let raw = classifier.classify(block);
-            let (escaped, next_escaped) = escapes_full(raw.backslash, escape_next);
-            // Escapes other than `\"` and `\\`, and control characters in strings, are for
-            // the general path.
-            if escaped & !(raw.quote | raw.backslash) != 0 {
+            };
+            let Some(mut masks) = text.masks(classifier, block) else {
                 break Quiet::Redo(at);
-            }
-            let quote = raw.quote & !escaped;
-            let string = classifier.prefix_xor(quote) ^ in_string;
-            if raw.ctrl & string != 0 {
-                break Quiet::Redo(at);
-            }
-            in_string = ((string as i64) >> 63) as u64;
-            escape_next = next_escaped;
-            let masks = Masks {
-                quote,
-                brackets: raw.bracket & !string,
             };
             let mut brackets = masks.brackets;
             match between {
                 Between::Inside => {}
                 Between::InString => {
-                    if quote != 0 {
+                    if masks.quote != 0 {
                         break Quiet::Resume { at, from: 0, masks };
                     }
                     at += 64;
-                    offset += 64;
                     continue;
                 }
                 Between::AfterItem | Between::AfterComma => match next_item(block, 0, between) {
                     Next::Item(k) if self.count < self.limit => {
                         self.count += 1;
-                        self.item_start = offset + k;
+                        self.item_start = origin + at + k;
                         stack = stack << 1 | u128::from(block[k] >> 5 & 1);
                         depth += 1;
                         brackets &= from(k + 1);
@@ -689,7 +775,6 @@ impl ItemCounter {
                     Next::More(state) => {
                         between = state;
                         at += 64;
-                        offset += 64;
                         continue;
                     }
                     Next::Item(k) => {
@@ -702,48 +787,51 @@ impl ItemCounter {
                     }
                 },
             }
-            while brackets != 0 {
-                let j = brackets.trailing_zeros() as usize;
-                brackets &= brackets - 1;
-                let b = block[j];
-                let object = u128::from(b >> 5 & 1);
-                if b & 0x02 != 0 {
-                    if depth as usize == MAX_DEPTH {
-                        break 'blocks Quiet::Resume { at, from: j, masks };
+            // Inside a skipped container: bracket to bracket, block after block, in a loop of
+            // its own so that what it needs stays in registers (most blocks of
+            // `benches/batch_limit.rs` are inside an item).
+            loop {
+                let j = match walk(block, brackets, &mut depth, &mut stack, base) {
+                    Walk::Open => {
+                        at += 64;
+                        let Some(next) = next_block(&mut blocks) else {
+                            break 'blocks Quiet::Done;
+                        };
+                        block = next;
+                        let Some(next) = text.masks(classifier, block) else {
+                            break 'blocks Quiet::Redo(at);
+                        };
+                        masks = next;
+                        brackets = masks.brackets;
+                        continue;
                     }
-                    stack = stack << 1 | object;
-                    depth += 1;
-                    continue;
-                }
-                if stack & 1 != object {
-                    break 'blocks Quiet::Resume { at, from: j, masks };
-                }
-                if depth != base + 1 {
-                    stack >>= 1;
-                    depth -= 1;
-                    continue;
-                }
+                    Walk::Stop(j) => break 'blocks Quiet::Resume { at, from: j, masks },
+                    Walk::Closed(j) => j,
+                };
+                brackets = masks.brackets & from(j + 1);
                 // The skipped container ends at `j`. When it is an item, go on to the next
                 // one if it is an array or object.
                 let next = if chain {
-                    next_item(block, j + 1, Between::AfterItem)
+                    after_item(block, j + 1)
                 } else {
                     Next::Other(j, between)
                 };
+                let end = origin + at + j + 1;
                 match next {
                     Next::Item(k) if self.count < self.limit => {
-                        self.spans.push(self.item_start..offset + j + 1);
+                        self.spans.push(self.item_start..end);
                         self.count += 1;
-                        self.item_start = offset + k;
+                        self.item_start = origin + at + k;
                         stack = (stack >> 1) << 1 | u128::from(block[k] >> 5 & 1);
                         brackets &= from(k + 1);
                     }
                     // Nothing but whitespace and perhaps the comma to the end of the block.
                     Next::More(state) => {
-                        self.spans.push(self.item_start..offset + j + 1);
+                        self.spans.push(self.item_start..end);
                         stack >>= 1;
                         depth -= 1;
                         between = state;
+                        break;
                     }
                     Next::Item(_) | Next::Other(..) => {
                         break 'blocks Quiet::Resume { at, from: j, masks };
@@ -751,13 +839,12 @@ impl ItemCounter {
                 }
             }
             at += 64;
-            offset += 64;
         };
-        self.in_string = in_string;
-        self.escape_next = escape_next;
+        self.in_string = text.in_string;
+        self.escape_next = text.escape_next;
         self.depth = depth;
         self.stack = stack;
-        self.offset = offset;
+        self.offset = origin + at;
         self.skip_base = base;
         self.state = match between {
             Between::Inside => State::Skip,

@@ -7,8 +7,8 @@
 
 use std::arch::x86_64::{
     __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_min_epu8, _mm256_movemask_epi8,
-    _mm256_or_si256, _mm256_set1_epi8, _mm_clmulepi64_si128, _mm_cvtsi128_si64, _mm_cvtsi64_si128,
-    _mm_set1_epi8,
+    _mm256_or_si256, _mm256_set1_epi8, _mm256_testz_si256, _mm_clmulepi64_si128, _mm_cvtsi128_si64,
+    _mm_cvtsi64_si128, _mm_set1_epi8,
 };
 
 use super::{
@@ -140,6 +140,22 @@ impl Classify for Avx2Run {
     }
 
     #[inline(always)]
+    fn has_control(self, block: &[u8; 64]) -> bool {
+        // SAFETY: as in `classify`: the `Avx2Run` proves AVX2, and the loads read the two
+        // halves of a 64-byte array.
+        unsafe {
+            let low = _mm256_loadu_si256(block.as_ptr().cast::<__m256i>());
+            let high = _mm256_loadu_si256(block.as_ptr().add(32).cast::<__m256i>());
+            let c = &self.constants;
+            let either = _mm256_or_si256(
+                _mm256_cmpeq_epi8(_mm256_min_epu8(low, c.control), low),
+                _mm256_cmpeq_epi8(_mm256_min_epu8(high, c.control), high),
+            );
+            _mm256_testz_si256(either, either) == 0
+        }
+    }
+
+    #[inline(always)]
     fn prefix_xor(self, x: u64) -> u64 {
         // SAFETY: an `Avx2Run` only exists on a CPU with PCLMULQDQ; these intrinsics only compute on registers.
         // A carry-less multiplication by all ones is the running parity of the bits.
@@ -210,6 +226,7 @@ mod tests {
                 *slot = bytes[(i + shift) % 32] ^ (i as u8);
             }
             prop_assert_eq!(token.classify(&block), reference(&block));
+            prop_assert_eq!(token.has_control(&block), reference(&block).ctrl != 0);
             let x = u64::from_le_bytes(bytes[..8].try_into().unwrap()) ^ (shift as u64) << 60;
             prop_assert_eq!(token.prefix_xor(x), prefix_xor(x));
         }
@@ -226,6 +243,11 @@ mod tests {
                 *slot = start.wrapping_add(i as u8);
             }
             assert_eq!(token.classify(&block), reference(&block));
+            assert_eq!(token.has_control(&block), start < 0x20);
         }
+        let mut block = [b'a'; 64];
+        assert!(!token.has_control(&block));
+        block[63] = b'\n';
+        assert!(token.has_control(&block));
     }
 }

@@ -282,3 +282,84 @@ fn long_strings_and_escapes_cross_blocks() {
     let value: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(value.as_array().unwrap().len(), 2);
 }
+
+/// Items like those of `benches/batch_limit.rs`, longer than a block, one after the other with
+/// `,` and nothing else, their ends at every position of a block: what the inner loop of the
+/// hot path and its step from item to item see, fed whole and in chunks of every kind.
+#[test]
+fn compact_items_longer_than_a_block_split_everywhere() {
+    let mut body = String::from("[");
+    let mut expected = Vec::new();
+    for i in 0..70 {
+        if i > 0 {
+            body.push_str(if i % 17 == 0 { " ,\n" } else { "," });
+        }
+        let start = body.len();
+        body.push_str(&format!(
+            r#"{{"id":"web_{i}","url":"https://h.example/?sig=\"{}\"","events":["a",{{"b":[{}]}}],"pad":"{}"}}"#,
+            "\\\\".repeat(i % 3),
+            i,
+            "x".repeat(i % 64)
+        ));
+        expected.push(start..body.len());
+    }
+    body.push(']');
+    let values: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(values.len(), expected.len());
+    let bytes = body.as_bytes();
+    assert_eq!(both(bytes, ItemCounter::new).unwrap(), expected);
+    for chunk in [1, 7, 63, 64, 65, 100, 127, 128, 1000] {
+        for simd in [false, true] {
+            let mut counter = ItemCounter::new().with_simd(simd);
+            for part in bytes.chunks(chunk) {
+                counter.feed(part).unwrap();
+            }
+            assert_eq!(counter.finish().unwrap(), expected, "chunks of {chunk}");
+        }
+    }
+    // The limit stops the step from item to item at the first byte of the item past it.
+    let limit = ItemCounter::new().with_limit(40);
+    let error = both(bytes, || limit.clone()).unwrap_err();
+    assert_eq!(error.kind(), CountErrorKind::TooManyItems);
+    assert_eq!(error.offset(), expected[40].start);
+}
+
+/// What stops the hot path in the middle of an item is found at the same byte as on the
+/// general path, whichever block it falls in.
+#[test]
+fn the_hot_path_hands_errors_to_the_general_path() {
+    let item = r#"{"a":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx","b":[1]}"#;
+    for (bad, kind, at) in [
+        ("[1}", CountErrorKind::InvalidJson, 2),
+        ("\"\u{1}\"", CountErrorKind::InvalidJson, 1),
+        ("\"\\q\"", CountErrorKind::InvalidJson, 2),
+    ] {
+        let body = format!("[{item},{item},{{\"c\":{bad}}}]");
+        let offset = 2 * item.len() + 3 + 5 + at;
+        for chunk in [64, 70, body.len()] {
+            for simd in [false, true] {
+                let mut counter = ItemCounter::new().with_simd(simd);
+                let error = body
+                    .as_bytes()
+                    .chunks(chunk)
+                    .try_for_each(|part| counter.feed(part).map(drop))
+                    .unwrap_err();
+                assert_eq!((error.kind(), error.offset()), (kind, offset), "{bad}");
+            }
+        }
+    }
+    // A chunk that ends with a backslash in a string, and a number cut by a chunk's end.
+    let body = br#"[{"a":"x\"y"},12345]"#;
+    for split in 0..=body.len() {
+        for simd in [false, true] {
+            let mut counter = ItemCounter::new().with_simd(simd);
+            counter.feed(&body[..split]).unwrap();
+            counter.feed(&body[split..]).unwrap();
+            assert_eq!(
+                counter.finish().unwrap(),
+                [1..13, 14..19],
+                "split at {split}"
+            );
+        }
+    }
+}
