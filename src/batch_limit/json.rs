@@ -941,30 +941,25 @@ impl ItemCounter {
                     let mut brackets = masks.brackets & from(i) & below(end);
                     let (mut depth, mut stack) = (self.depth, self.stack);
                     i = end;
-                    while brackets != 0 {
-                        let j = brackets.trailing_zeros() as usize;
-                        brackets &= brackets - 1;
-                        let b = bytes[j];
-                        let object = u128::from(b >> 5 & 1);
-                        // `[` and `{` have bit 0x02 set, `]` and `}` do not.
-                        if b & 0x02 != 0 {
-                            if depth as usize == MAX_DEPTH {
+                    loop {
+                        match walk(bytes, brackets, &mut depth, &mut stack, self.skip_base) {
+                            Walk::Open => {
+                                self.depth = depth;
+                                self.stack = stack;
+                                break;
+                            }
+                            Walk::Stop(j) if bytes[j] & 0x02 != 0 => {
                                 self.depth = depth;
                                 return Err(self.too_deep(j));
                             }
-                            stack = stack << 1 | object;
-                            depth += 1;
-                        } else {
-                            if stack & 1 != object {
+                            Walk::Stop(j) => {
                                 return Err(
                                     self.invalid(self.offset + j, "mismatched closing bracket")
                                 );
                             }
-                            stack >>= 1;
-                            depth -= 1;
-                            if depth == self.skip_base {
-                                self.depth = depth;
-                                self.stack = stack;
+                            Walk::Closed(j) => {
+                                self.depth = depth - 1;
+                                self.stack = stack >> 1;
                                 self.value_done(self.offset + j + 1);
                                 i = j + 1;
                                 // From one item to the next without leaving the loop: `,`
@@ -975,16 +970,11 @@ impl ItemCounter {
                                 self.value_start(bytes[next], self.offset + next)?;
                                 self.push(bytes[next], next)?;
                                 self.state = State::Skip;
-                                depth += 1;
-                                stack = self.stack;
+                                (depth, stack) = (self.depth, self.stack);
                                 brackets = masks.brackets & from(next + 1) & below(end);
                                 i = end;
                             }
                         }
-                    }
-                    if i == end {
-                        self.depth = depth;
-                        self.stack = stack;
                     }
                 }
                 State::Str(kind) => {
